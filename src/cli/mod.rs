@@ -1,0 +1,71 @@
+//! The command line: argument types (clap), one module per subcommand, and the exit code.
+//! Every command calls library functions; nothing here computes what the daemon would need too.
+
+mod inspect;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Failure;
+
+/// precisiond builds verified mixed FP16/INT8 TensorRT engines on the device that runs them.
+///
+/// It calibrates INT8 scales from sample data, finds the layers that must stay FP16 under an accuracy budget,
+/// builds the engine, verifies it against FP32 and publishes it atomically with rollback.
+#[derive(Debug, Parser)]
+#[command(name = "precisiond", version, about, long_about, max_term_width = 110)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(inspect::Args),
+}
+
+/// Runs the command line and renders any failure; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // A wrong argument is the user's input at fault: exit 1 as the contract says, not clap's 2.
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let _ = std::io::stderr().write_all(failure.to_string().as_bytes());
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`precisiond inspect m.onnx | head`) ends quietly instead of panicking.
+pub(crate) fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Failure::new(format!("cannot write to standard output: {e}"), crate::error::Fault::Environment)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// `NAME=D1,D2,…` (or `NAME=D1xD2x…`): a concrete input shape.
+pub(crate) fn parse_shape_arg(text: &str) -> Result<(String, Vec<usize>), String> {
+    let (name, dims) = text.rsplit_once('=').ok_or_else(|| format!("`{text}` is not NAME=D1,D2,…"))?;
+    let dims: Result<Vec<usize>, _> =
+        dims.split([',', 'x']).map(|d| d.trim().parse::<usize>().map_err(|_| format!("`{d}` is not a dimension"))).collect();
+    let dims = dims?;
+    if name.is_empty() || dims.is_empty() || dims.contains(&0) {
+        return Err(format!("`{text}` is not NAME=D1,D2,… with positive dimensions"));
+    }
+    Ok((name.to_owned(), dims))
+}

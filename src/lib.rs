@@ -1,0 +1,13 @@
+//! precisiond: calibrate, choose per-layer precision under an accuracy budget, build, verify and publish
+//! TensorRT engines on the device. See ARCHITECTURE.md for what lives where.
+
+pub mod calib;
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod inputs;
+pub mod inspect;
+pub mod model;
+pub mod simulate;
+pub mod tensor;
+pub mod trt;

@@ -1,0 +1,10 @@
+//! The one integration-test binary (see ARCHITECTURE.md, "Tests").
+mod support;
+
+mod calib_cache;
+mod cli;
+mod exec;
+mod inputs;
+mod model;
+mod onnx_roundtrip;
+mod trtexec_parse;
