@@ -2,6 +2,7 @@
 //! Every command calls library functions; nothing here computes what the daemon would need too.
 
 mod inspect;
+mod parse_trtexec;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Inspect(inspect::Args),
+    #[command(name = "parse-trtexec")]
+    ParseTrtexec(parse_trtexec::Args),
 }
 
 /// Runs the command line and renders any failure; returns the process exit code.
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::ParseTrtexec(args) => parse_trtexec::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -105,3 +105,24 @@ fn help_explains_the_commands() {
     assert_eq!(code, 0);
     assert!(out.contains("--shape") && out.contains("--json"), "{out}");
 }
+
+#[test]
+fn parse_trtexec_prints_the_contract_json_and_a_readable_summary() {
+    let fixtures = support::repo().join("tests/fixtures/trtexec");
+    let log = fixtures.join("trt8.6.1_h100_fp16_saveEngine.log");
+    let (code, out, err) = run(&[&"parse-trtexec", &log, &"--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["tensorrt_version"], "8.6.1");
+    assert_eq!(json["status"], "passed");
+    assert_eq!(json["failure"], serde_json::Value::Null);
+    assert_eq!(json["perf"]["gpu_compute_ms"]["median"], 1.97192);
+    let (code, out, _) = run(&[&"parse-trtexec", &log]);
+    assert_eq!(code, 0);
+    assert!(out.contains("tensorrt:   8.6.1") && out.contains("484.641 qps"), "{out}");
+
+    let dir = support::tempdir();
+    let not_a_log = dir.path().join("notes.txt");
+    support::write(&not_a_log, b"hello\n");
+    assert_input_error(&[&"parse-trtexec", &not_a_log], "notes.txt", "not trtexec output");
+}

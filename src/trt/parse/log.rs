@@ -305,11 +305,11 @@ impl TrtexecLog {
             tensorrt_version: self.version.map(|v| v.to_string()),
             status: self.status,
             failure: self.failure.as_ref().map(|f| f.class),
-            perf: ContractPerf {
-                throughput_qps: perf.and_then(|p| p.throughput_qps).filter(|v| v.is_finite()),
-                latency_ms: ContractStats::from(perf.and_then(|p| p.latency.as_ref())),
-                gpu_compute_ms: ContractStats::from(perf.and_then(|p| p.gpu_compute.as_ref())),
-            },
+            perf: perf.map(|p| ContractPerf {
+                throughput_qps: p.throughput_qps.filter(|v| v.is_finite()),
+                latency_ms: ContractStats::from(p.latency.as_ref()),
+                gpu_compute_ms: ContractStats::from(p.gpu_compute.as_ref()),
+            }),
             failure_hint: self.failure.as_ref().map(|f| f.hint.to_string()),
             device: self.device.as_ref().map(|d| ContractDevice {
                 name: d.name.clone(),
@@ -342,7 +342,9 @@ pub struct ContractJson {
     pub tensorrt_version: Option<String>,
     pub status: Status,
     pub failure: Option<FailureClass>,
-    pub perf: ContractPerf,
+    /// Null when the log has no performance summary (a failed build, `--skipInference`); inside it, null for a
+    /// number the log does not print (7.x has no p90/p95).
+    pub perf: Option<ContractPerf>,
     pub failure_hint: Option<String>,
     pub device: Option<ContractDevice>,
     pub trtexec_args: Option<Vec<String>>,

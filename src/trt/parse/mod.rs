@@ -184,3 +184,14 @@ mod tests {
         assert!(e.to_string().starts_with("p.json:1:"), "{e}");
     }
 }
+
+impl crate::error::Diagnose for ParseError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ParseError::NotTrtexecOutput { .. } => {
+                Some("give a file that trtexec wrote: its console output (stdout and stderr) or an --export* JSON".into())
+            }
+            _ => None,
+        }
+    }
+}
