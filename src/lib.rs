@@ -8,6 +8,8 @@ pub mod exec;
 pub mod inputs;
 pub mod inspect;
 pub mod model;
+pub mod precision;
+pub mod progress;
 pub mod simulate;
 pub mod tensor;
 pub mod trt;

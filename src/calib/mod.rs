@@ -5,10 +5,12 @@
 //!   per-channel weight scales. Pure numeric code, no I/O.
 //! - [`cache`]: the TensorRT calibration cache (`TRT-<version>-<algorithm>` + `name: hex` lines), read and write.
 //! - [`scales`]: `scales.json`, precisiond's own record of activation and weight scales.
+//! - [`run`]: running the model over calibration samples (through `exec`) into a [`ScalesFile`].
 
 pub mod cache;
 pub mod histogram;
 pub mod methods;
+pub mod run;
 pub mod scales;
 
 pub use cache::{Algorithm, CacheEntry, CacheError, CacheHeader, CalibrationCache, TrtVersion};

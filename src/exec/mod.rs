@@ -197,15 +197,36 @@ pub struct Executor {
 impl Executor {
     /// FP32 reference: the graph as it is, at tract's optimized level.
     pub fn new(model: &Model, given_shapes: &[(String, Vec<usize>)]) -> Result<Executor, ExecError> {
+        Executor::with_outputs(model, given_shapes, &[])
+    }
+
+    /// Also returns the intermediate tensors `taps` (after the graph outputs, in that order): calibration observes
+    /// the activations that quantizable layers read. Taps that are graph inputs are not supported (the caller has
+    /// them already).
+    pub fn with_outputs(
+        model: &Model,
+        given_shapes: &[(String, Vec<usize>)],
+        taps: &[String],
+    ) -> Result<Executor, ExecError> {
         let model_name = model.path().display().to_string();
         let inputs = resolve_input_shapes(model, given_shapes)?;
         let load_err = |e: tract_onnx::prelude::TractError| ExecError::Load { model: model_name.clone(), detail: format!("{e:#}") };
-        let plan = load_inference_model(model, &inputs)?
-            .into_optimized()
-            .map_err(load_err)?
-            .into_runnable()
-            .map_err(load_err)?;
-        Ok(Executor { plan, model_name, inputs, output_names: model.graph().outputs().to_vec() })
+        let mut inference = load_inference_model(model, &inputs)?;
+        let mut output_names = model.graph().outputs().to_vec();
+        if !taps.is_empty() {
+            let mut outlets: Vec<OutletId> = inference.output_outlets().map_err(load_err)?.to_vec();
+            for tap in taps {
+                let outlet = inference.find_outlet_label(tap).ok_or_else(|| ExecError::Load {
+                    model: model_name.clone(),
+                    detail: format!("tensor `{tap}` cannot be observed (tract has no such intermediate tensor)"),
+                })?;
+                outlets.push(outlet);
+            }
+            inference.select_output_outlets(&outlets).map_err(load_err)?;
+            output_names.extend(taps.iter().cloned());
+        }
+        let plan = inference.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
+        Ok(Executor { plan, model_name, inputs, output_names })
     }
 
     pub fn inputs(&self) -> &[(InputDecl, Vec<usize>)] {

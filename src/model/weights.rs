@@ -107,3 +107,56 @@ pub fn first_external_tensor(graph: &GraphProto) -> Option<(String, String)> {
             })
         })
 }
+
+/// What a quantizable layer reads: activations (quantized per tensor) and its constant weight (quantized per output
+/// channel along `axis`). Biases are not listed: they stay float.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operands {
+    pub activations: Vec<String>,
+    pub weight: Option<WeightOperand>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightOperand {
+    pub tensor: String,
+    /// Input slot of the layer.
+    pub slot: usize,
+    /// The output-channel axis of the weight tensor.
+    pub axis: usize,
+}
+
+/// True when `tensor` is a constant: an initializer, or the output of a `Constant` node.
+pub fn is_constant(graph: &GraphProto, view: &Graph, tensor: &str) -> bool {
+    view.is_initializer(tensor) || view.producer(tensor).is_some_and(|i| constant_value(&graph.node[i]).is_some())
+}
+
+/// The operands of quantizable layer `index` (see [`Operands`]).
+pub fn operands(graph: &GraphProto, view: &Graph, index: usize) -> Operands {
+    let node = view.node(index);
+    let attr_int = |name: &str| graph.node[index].attribute.iter().find(|a| a.name() == name).and_then(|a| a.i);
+    let input = |slot: usize| node.inputs.get(slot).filter(|t| !t.is_empty());
+    let mut activations = Vec::new();
+    let mut weight = None;
+    let data_slots: &[usize] = match node.op_type.as_str() {
+        "Conv" | "ConvTranspose" => &[0, 1],
+        "Gemm" | "MatMul" => &[0, 1],
+        _ => &[],
+    };
+    for &slot in data_slots {
+        let Some(tensor) = input(slot) else { continue };
+        if slot == 1 && is_constant(graph, view, tensor) {
+            let rank = find(graph, view, tensor).map(|w| w.tensor().dims.len()).unwrap_or(0);
+            let axis = match node.op_type.as_str() {
+                "Conv" => 0,
+                "ConvTranspose" => 1,
+                "Gemm" if attr_int("transB").unwrap_or(0) != 0 => 0,
+                "Gemm" => 1,
+                _ => rank.saturating_sub(1),
+            };
+            weight = Some(WeightOperand { tensor: tensor.clone(), slot, axis });
+        } else if !is_constant(graph, view, tensor) {
+            activations.push(tensor.clone());
+        }
+    }
+    Operands { activations, weight }
+}

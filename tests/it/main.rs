@@ -7,4 +7,5 @@ mod exec;
 mod inputs;
 mod model;
 mod onnx_roundtrip;
+mod precision;
 mod trtexec_parse;
