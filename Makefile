@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/precisiond
 
-.PHONY: demo test assets build clean-cache
+.PHONY: demo test bench assets build clean-cache
 
 build:
 	$(CARGO) build --release --locked
@@ -17,6 +17,10 @@ test: assets
 
 demo: assets build
 	bash scripts/demo.sh
+
+# Side-by-side measurements (see BENCHMARKS.md): precisiond against ONNX Runtime's quantize_static, and more.
+bench: assets build
+	bash scripts/bench.sh
 
 clean-cache:
 	rm -rf .cache .venv

@@ -1,6 +1,7 @@
 //! precisiond: calibrate, choose per-layer precision under an accuracy budget, build, verify and publish
 //! TensorRT engines on the device. See ARCHITECTURE.md for what lives where.
 
+pub mod bundle;
 pub mod calib;
 pub mod cli;
 pub mod error;
@@ -8,8 +9,10 @@ pub mod exec;
 pub mod inputs;
 pub mod inspect;
 pub mod model;
+pub mod pipeline;
 pub mod precision;
 pub mod progress;
 pub mod simulate;
+pub mod spec;
 pub mod tensor;
 pub mod trt;

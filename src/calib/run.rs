@@ -107,8 +107,10 @@ pub fn calibrate(
         tensors.iter().map(|t| taps.iter().position(|n| n == t).map(|p| first_tap + p)).collect();
 
     progress.start("calibrating", sample_count);
-    let source = Mutex::new(samples);
-    let (sender, receiver) = mpsc::sync_channel::<Result<(Vec<Tensor>, Vec<Tensor>), CalibError>>(2);
+    // Samples are numbered when handed out and folded strictly in that order: histogram growth depends on the
+    // order values arrive in, and the scales must not depend on which worker finished first.
+    let source = Mutex::new(samples.enumerate());
+    let (sender, receiver) = mpsc::sync_channel::<(usize, Result<(Vec<Tensor>, Vec<Tensor>), CalibError>)>(2);
     let mut seen = 0u64;
     let mut failure = None;
     std::thread::scope(|scope| {
@@ -118,20 +120,29 @@ pub fn calibrate(
             scope.spawn(move || {
                 loop {
                     let next = source.lock().expect("sample source lock").next();
-                    let result = match next {
+                    let (index, result) = match next {
                         None => return,
-                        Some(Err(e)) => Err(CalibError::Sample(e)),
-                        Some(Ok(inputs)) => executor.run(&inputs).map(|outputs| (inputs, outputs)).map_err(CalibError::from),
+                        Some((i, Err(e))) => (i, Err(CalibError::Sample(e))),
+                        Some((i, Ok(inputs))) => {
+                            (i, executor.run(&inputs).map(|outputs| (inputs, outputs)).map_err(CalibError::from))
+                        }
                     };
                     let stop = result.is_err();
-                    if sender.send(result).is_err() || stop {
+                    if sender.send((index, result)).is_err() || stop {
                         return;
                     }
                 }
             });
         }
         drop(sender);
-        for result in receiver.iter() {
+        let mut waiting = std::collections::BTreeMap::new();
+        for (index, result) in receiver.iter() {
+            // After a failure, keep receiving (so no worker blocks on a full channel) but fold nothing more.
+            if failure.is_some() {
+                continue;
+            }
+            waiting.insert(index, result);
+            while let Some(result) = waiting.remove(&(seen as usize)) {
             match result {
                 Ok((inputs, outputs)) => {
                     for (i, observer) in observers.iter_mut().enumerate() {
@@ -152,7 +163,9 @@ pub fn calibrate(
                     failure.get_or_insert(e);
                     let mut source = source.lock().expect("sample source lock");
                     for _ in source.by_ref() {}
+                    break;
                 }
+            }
             }
         }
     });

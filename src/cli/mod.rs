@@ -1,8 +1,13 @@
 //! The command line: argument types (clap), one module per subcommand, and the exit code.
 //! Every command calls library functions; nothing here computes what the daemon would need too.
 
+mod bundle;
+mod calibrate;
+mod export;
 mod inspect;
 mod parse_trtexec;
+mod progress;
+mod simulate;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,9 +29,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Bundle(bundle::Args),
+    Calibrate(calibrate::Args),
+    Export(export::Args),
     Inspect(inspect::Args),
     #[command(name = "parse-trtexec")]
     ParseTrtexec(parse_trtexec::Args),
+    Simulate(simulate::Args),
 }
 
 /// Runs the command line and renders any failure; returns the process exit code.
@@ -40,8 +49,12 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Bundle(args) => bundle::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Export(args) => export::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::ParseTrtexec(args) => parse_trtexec::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 //! is a view computed from it ([`graph::Graph`]); rewrites (export) build a new tree.
 
 pub mod graph;
+pub mod opset;
 pub mod proto;
 pub mod weights;
 

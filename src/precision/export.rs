@@ -82,7 +82,7 @@ pub fn export(model: &Model, plan: &Plan, scales: &ScalesFile, flavor: Flavor) -
     }
     let needs_qdq = plan.layers().iter().any(|(_, p)| *p == Precision::Int8);
     if needs_qdq && model.opset().unwrap_or(1) < QDQ_OPSET {
-        proto = upgrade_opset(proto)?;
+        proto = crate::model::opset::upgrade(&proto, QDQ_OPSET).map_err(|e| ExportError::Opset { detail: e.to_string() })?;
     }
     // The upgrade may add nodes (all named): work on a fresh view of the upgraded graph.
     let upgraded = Model::from_proto(proto, model.path()).map_err(|e| ExportError::Opset { detail: e.to_string() })?;
@@ -460,12 +460,6 @@ fn f16_tensor(name: &str, dims: &[i64], values: &[f16]) -> TensorProto {
 
 fn i8_tensor(name: &str, dims: &[i64], values: &[i8]) -> TensorProto {
     raw_tensor(name, dims, DataType::Int8, values.iter().map(|&v| v as u8).collect())
-}
-
-// TEMPORARY until model::opset lands.
-fn upgrade_opset(mut proto: ModelProto) -> Result<ModelProto, ExportError> {
-    ensure_opset(&mut proto, QDQ_OPSET);
-    Ok(proto)
 }
 
 /// Makes sure the default-domain opset import is at least `version`.

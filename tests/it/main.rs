@@ -1,11 +1,13 @@
 //! The one integration-test binary (see ARCHITECTURE.md, "Tests").
 mod support;
 
+mod bundle;
 mod calib_cache;
 mod cli;
 mod exec;
 mod inputs;
 mod model;
 mod onnx_roundtrip;
+mod opset;
 mod precision;
 mod trtexec_parse;

@@ -91,3 +91,30 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &precisiond::tensor::Tensor)]) {
 pub fn recipe(toml_text: &str) -> precisiond::inputs::ImageRecipe {
     toml::from_str(toml_text).expect("recipe parses")
 }
+
+/// A sealed bundle made by `scripts/make_bundles.py` from the real assets (det, det32, rec, cls, digits), built once
+/// per test run into `.cache/test-bundles/` (the script is deterministic, so a complete earlier build is reused).
+pub fn bundle(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let root = repo().join(".cache/test-bundles");
+    let dir = root.join(name);
+    // Rebuilt whenever the script changes: a bundle from an older script would test stale data.
+    let script = std::fs::read(repo().join("scripts/make_bundles.py")).expect("make_bundles.py");
+    let stamp_path = root.join(format!("{name}.stamp"));
+    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&script));
+    let stamp: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    if !dir.join("bundle.toml").exists() || std::fs::read_to_string(&stamp_path).ok().as_deref() != Some(stamp.as_str()) {
+        let out = Command::new(python())
+            .arg(repo().join("scripts/make_bundles.py"))
+            .arg(&root)
+            .args(["--only", name])
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "make_bundles.py {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let (code, _, err) = run(&[&"bundle", &"seal", &dir]);
+        assert_eq!(code, 0, "sealing {name}: {err}");
+        std::fs::write(&stamp_path, &stamp).expect("stamp");
+    }
+    dir
+}
