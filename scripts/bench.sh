@@ -6,7 +6,7 @@
 #    entropy, per-channel, symmetric INT8) on the det32 bundle, PP-OCRv4 det with 32 calibration tensors
 #    1x3x320x320. Each tool runs REPS times, interleaved (the order flips every repetition, so a change of
 #    machine load over the run hits both alike); the table shows medians of wall time and peak RSS.
-# 2. Simulation: still to come (see the section at the end).
+# 2. Simulation: plans per second of `simulate` on the det bundle (benches/simulate.rs), with the scales of step 1.
 #
 # usage: scripts/bench.sh [--reps N]
 # env:
@@ -154,9 +154,25 @@ echo "onnxruntime's pre-processing (opset 13, quant_pre_process) is done before 
 echo
 
 # --- simulation benchmark ---------------------------------------------------------------------------------------
-# TODO(bench-simulate): plans per second of the CPU accuracy simulation on the det bundle ($BUNDLES/det, sealed
-# above, 8 eval tensors 1x3x320x320), through the hidden bench mode precisiond will get for it. Call it here,
-# fail loudly like the steps above, and print plans/s with the median of $REPS runs. No numbers until it exists.
-echo "## Simulation: not measured yet (precisiond has no bench mode for it yet)"
+# Plans per second of the CPU accuracy simulation on the det bundle (8 eval tensors 1x3x320x320): the bench target
+# benches/simulate.rs evaluates 12 plans (all-INT8, all-FP16, seeded random mixes), each compiled and run over
+# every eval tensor, with the scales of the last calibration run above. One line of JSON per repetition.
+say "simulation: $REPS repetitions of 12 plans on det"
+rm -f "$LOGS/simulate.jsonl"
+for ((rep = 1; rep <= REPS; rep++)); do
+  step "simulation benchmark (repetition $rep)" "$LOGS/simulate-$rep.log" \
+    cargo bench --quiet --locked --bench simulate -- "$BUNDLES/det" "$BENCH/calibrate-out/rep1/scales.json" 12
+  grep '^{"bench":"simulate"' "$LOGS/simulate-$rep.log" >>"$LOGS/simulate.jsonl" || die "no result line in $LOGS/simulate-$rep.log"
+done
+"$VPY" - "$LOGS/simulate.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+pps = statistics.median(r["plans_per_s"] for r in runs)
+med = statistics.median(r["median_plan_s"] for r in runs)
+ref = statistics.median(r["references_s"] for r in runs)
+print(f"## Simulation: PP-OCRv4 det, {runs[0]['samples']} eval tensors 1x3x320x320, {runs[0]['plans']} plans (median of {len(runs)} runs)")
+print(f"plans per second: {pps:.2f}   (median time per plan {med:.3f} s, compile + {runs[0]['samples']} runs; FP32 references once: {ref:.2f} s)")
+print("per run plans/s:", " ".join(f"{r['plans_per_s']:.2f}" for r in runs))
+PY
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
