@@ -23,7 +23,7 @@ step "calibrate: entropy calibration, streamed (scales.json + a TensorRT calibra
 head -n 3 "$WORK/out/calib.cache"
 
 step "simulate: every quantizable layer in INT8, predicted on the CPU against FP32"
-"$BIN" simulate "$WORK/bundles/det" --scales "$WORK/out/scales.json" 2>/dev/null || true
+"$BIN" simulate "$WORK/bundles/det" --scales "$WORK/out/scales.json" 2>/dev/null
 
 step "export: the strongly typed ONNX (Q/DQ for INT8 layers) that TensorRT builds"
 "$BIN" export "$WORK/bundles/det" --scales "$WORK/out/scales.json" --out "$WORK/out/det.int8.onnx"
