@@ -36,16 +36,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let progress = super::progress::Reporter::for_stderr();
     let started = std::time::Instant::now();
     let scales = job.calibrate(&progress)?;
+    // trtexec's own calibrator is EntropyCalibration2 and it reads a cache only under that name, whatever method
+    // chose the ranges. Both files are rendered before either is written.
+    let cache = scales
+        .to_calibration_cache(CacheHeader::new(args.tensorrt, Algorithm::EntropyCalibration2))
+        .context(|| "cannot render the calibration cache".into())?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| Failure::new(format!("cannot create {}: {e}", args.out.display()), crate::error::Fault::Environment))?;
     let scales_path = args.out.join("scales.json");
     let cache_path = args.out.join("calib.cache");
     scales.write(&scales_path)?;
-    // trtexec's own calibrator is EntropyCalibration2 and it reads a cache only under that name, whatever method
-    // chose the ranges.
-    let cache = scales
-        .to_calibration_cache(CacheHeader::new(args.tensorrt, Algorithm::EntropyCalibration2))
-        .context(|| "cannot render the calibration cache".into())?;
     cache.write(&cache_path)?;
     super::print(&format!(
         "calibrated {} activations and {} weights ({}) in {:.1} s\nwrote {}\nwrote {}\n",

@@ -60,6 +60,8 @@ pub enum PlanError {
     Parse { path: PathBuf, message: String },
     #[error("cannot write plan {}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("layer `{name}` cannot be named in trtexec's --layerPrecisions ({why})")]
+    UnexpressibleName { name: String, why: &'static str },
 }
 
 fn suggestion(closest: &Option<String>) -> String {
@@ -87,6 +89,13 @@ impl Diagnose for PlanError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     layers: Vec<(String, Precision)>,
+}
+
+/// The values of trtexec's `--layerPrecisions=` and `--layerOutputTypes=` for a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerFlags {
+    pub layer_precisions: String,
+    pub layer_output_types: String,
 }
 
 /// Layer counts of a plan and the share of multiply-accumulates in INT8 layers (the `plan {…}` of the JSON outputs).
@@ -228,6 +237,30 @@ impl Plan {
         Ok(Plan { layers })
     }
 
+    /// The plan as trtexec's implicit-quantization flags (TensorRT ≤ 10, with `--int8 --fp16 --calib=…
+    /// --precisionConstraints=obey`): `--layerPrecisions` names every quantizable layer with its precision;
+    /// `--layerOutputTypes` fixes the output type of the FP16 and FP32 layers (an INT8 layer's output type is left
+    /// to TensorRT, which keeps it INT8 where the next layer reads INT8). Exact names only, no `*`: on 10.x several
+    /// wildcard patterns matching one layer resolve in an unspecified order (tensorrt.md §2.2).
+    pub fn trtexec_layer_flags(&self) -> Result<LayerFlags, PlanError> {
+        let mut precisions = Vec::new();
+        let mut output_types = Vec::new();
+        for (name, precision) in &self.layers {
+            // trtexec splits the list on ',' before anything else, and a quote must come in pairs around the name.
+            if name.contains(',') {
+                return Err(PlanError::UnexpressibleName { name: name.clone(), why: "it contains ','" });
+            }
+            if name.contains('\'') {
+                return Err(PlanError::UnexpressibleName { name: name.clone(), why: "it contains a quote" });
+            }
+            precisions.push(format!("{name}:{precision}"));
+            if *precision != Precision::Int8 {
+                output_types.push(format!("{name}:{precision}"));
+            }
+        }
+        Ok(LayerFlags { layer_precisions: precisions.join(","), layer_output_types: output_types.join(",") })
+    }
+
     pub fn save(&self, path: &Path) -> Result<(), PlanError> {
         crate::model::write_atomically(path, self.to_toml().as_bytes())
             .map_err(|source| PlanError::Write { path: path.to_owned(), source })
@@ -317,6 +350,65 @@ mod tests {
         assert!(!glob_match(b"conv[!0-2]", b"conv1"));
         assert!(keep_matches("op:Softmax", "anything", "Softmax"));
         assert!(!keep_matches("op:Softmax", "Softmax", "Conv"));
+    }
+
+    fn two_layer_graph() -> Graph {
+        use crate::model::proto::{GraphProto, NodeProto};
+        let node = |name: &str, op: &str, input: &str, output: &str| NodeProto {
+            name: Some(name.into()),
+            op_type: Some(op.into()),
+            input: vec![input.into()],
+            output: vec![output.into()],
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            node: vec![node("conv_first", "Conv", "x", "a"), node("soft", "Softmax", "a", "b"), node("conv_last", "Conv", "b", "y")],
+            input: vec![crate::model::proto::ValueInfoProto { name: Some("x".into()), ..Default::default() }],
+            ..Default::default()
+        };
+        Graph::new(&graph).unwrap()
+    }
+
+    #[test]
+    fn resolution_default_keep_and_exact_layers() {
+        let graph = two_layer_graph();
+        let layers: BTreeMap<String, Precision> = [("conv_last".to_owned(), Precision::Fp32)].into();
+        let plan = Plan::resolve(&graph, Precision::Int8, &["*first".into(), "op:Softmax".into()], &layers).unwrap();
+        assert_eq!(plan.layers(), [("conv_first".into(), Precision::Fp16), ("conv_last".into(), Precision::Fp32)]);
+
+        let conflict: BTreeMap<String, Precision> = [("conv_first".to_owned(), Precision::Int8)].into();
+        let err = Plan::resolve(&graph, Precision::Int8, &["conv_*".into()], &conflict).unwrap_err();
+        assert!(matches!(err, PlanError::Conflict { ref name, .. } if name == "conv_first"), "{err}");
+
+        let unknown: BTreeMap<String, Precision> = [("conv_lst".to_owned(), Precision::Fp16)].into();
+        let err = Plan::resolve(&graph, Precision::Int8, &[], &unknown).unwrap_err().to_string();
+        assert!(err.contains("`conv_lst`") && err.contains("did you mean `conv_last`"), "{err}");
+
+        let err = Plan::resolve(&graph, Precision::Int8, &["conv_middle".into()], &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, PlanError::KeepMatchesNothing { .. }), "{err}");
+    }
+
+    #[test]
+    fn plan_files_round_trip_and_must_cover_every_layer() {
+        let graph = two_layer_graph();
+        let plan = Plan::uniform(&graph, Precision::Int8).with("conv_last", Precision::Fp16);
+        assert_eq!(Plan::parse(&plan.to_toml(), Path::new("p.toml"), &graph).unwrap(), plan);
+        let partial = "format = \"precisiond-plan/1\"\n[layers]\nconv_first = \"int8\"\n";
+        let err = Plan::parse(partial, Path::new("p.toml"), &graph).unwrap_err();
+        assert!(matches!(err, PlanError::MissingLayer { ref name } if name == "conv_last"), "{err}");
+        let typo = plan.to_toml().replace("\"int8\"", "\"int4\"");
+        assert!(Plan::parse(&typo, Path::new("p.toml"), &graph).unwrap_err().to_string().contains("p.toml"));
+    }
+
+    #[test]
+    fn trtexec_flags_name_every_layer_exactly() {
+        let graph = two_layer_graph();
+        let plan = Plan::uniform(&graph, Precision::Int8).with("conv_last", Precision::Fp16);
+        let flags = plan.trtexec_layer_flags().unwrap();
+        assert_eq!(flags.layer_precisions, "conv_first:int8,conv_last:fp16");
+        assert_eq!(flags.layer_output_types, "conv_last:fp16");
+        let odd = Plan { layers: vec![("a,b".into(), Precision::Int8)] };
+        assert!(matches!(odd.trtexec_layer_flags(), Err(PlanError::UnexpressibleName { .. })));
     }
 
     #[test]
