@@ -12,6 +12,7 @@ pub mod model;
 pub mod pipeline;
 pub mod precision;
 pub mod progress;
+pub mod search;
 pub mod simulate;
 pub mod spec;
 pub mod tensor;

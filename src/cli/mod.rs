@@ -7,6 +7,7 @@ mod export;
 mod inspect;
 mod parse_trtexec;
 mod progress;
+mod search;
 mod simulate;
 
 use std::io::Write;
@@ -35,6 +36,7 @@ enum Command {
     Inspect(inspect::Args),
     #[command(name = "parse-trtexec")]
     ParseTrtexec(parse_trtexec::Args),
+    Search(search::Args),
     Simulate(simulate::Args),
 }
 
@@ -54,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::ParseTrtexec(args) => parse_trtexec::run(args),
+        Command::Search(args) => search::run(args),
         Command::Simulate(args) => simulate::run(args),
     };
     match result {

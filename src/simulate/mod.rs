@@ -237,6 +237,14 @@ impl Simulator {
         &self.scales
     }
 
+    pub fn eval_samples(&self) -> &[Vec<Tensor>] {
+        &self.samples
+    }
+
+    pub fn shapes(&self) -> &[(String, Vec<usize>)] {
+        &self.shapes
+    }
+
     pub fn sample_count(&self) -> usize {
         self.samples.len()
     }
@@ -254,6 +262,15 @@ impl Simulator {
 
     /// Predicted accuracy of `plan` on the evaluation samples.
     pub fn evaluate(&self, plan: &Plan, progress: &dyn Progress) -> Result<Evaluation, SimulateError> {
+        self.evaluate_samples(plan, self.samples.len(), progress)
+    }
+
+    /// The same on the first `count` evaluation samples only (a cheaper estimate, for ranking).
+    pub fn evaluate_on(&self, plan: &Plan, count: usize) -> Result<Evaluation, SimulateError> {
+        self.evaluate_samples(plan, count.clamp(1, self.samples.len()), &crate::progress::Silent)
+    }
+
+    fn evaluate_samples(&self, plan: &Plan, count: usize, progress: &dyn Progress) -> Result<Evaluation, SimulateError> {
         let mask = self.bounds.mask_iou.map(|(_, t)| t);
         if plan.layers().iter().all(|(_, p)| *p == Precision::Fp32) {
             let outputs: Vec<(String, Metrics)> = self
@@ -267,14 +284,13 @@ impl Simulator {
         }
         let model = self.simulated_model(plan)?;
         let executor = Executor::new(&model, &self.shapes)?;
-        let candidates = run_all(&executor, &self.samples, progress)?;
+        let candidates = run_all(&executor, &self.samples[..count], progress)?;
         let outputs: Vec<(String, Metrics)> = self
             .output_names
             .iter()
             .enumerate()
             .map(|(o, name)| {
-                let per_sample: Vec<Metrics> = self
-                    .references
+                let per_sample: Vec<Metrics> = self.references[..count]
                     .iter()
                     .zip(&candidates)
                     .map(|(r, c)| Metrics::of(&r[o], &c[o], mask))

@@ -10,4 +10,5 @@ mod model;
 mod onnx_roundtrip;
 mod opset;
 mod precision;
+mod search;
 mod trtexec_parse;

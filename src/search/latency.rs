@@ -1,0 +1,122 @@
+//! Predicted latency of a plan, to rank plans that meet the budget and to weigh a layer's sensitivity against what
+//! its INT8 saves.
+//!
+//! Without measurements the model is nominal: a layer costs its MACs at a per-precision throughput, and every
+//! precision boundary between quantizable layers costs a reformat of the tensor that crosses it (a Q/DQ or Cast
+//! pair that does not fuse). The throughputs are those of an Orin-class GPU in round numbers (FP32 0.5, FP16 2,
+//! INT8 4 TMAC/s effective; reformats mostly fused): absolute milliseconds are indicative, ratios are what the
+//! search uses. Measured per-layer times from trtexec profiles replace them when given.
+
+use std::collections::HashMap;
+
+use crate::model::Graph;
+use crate::precision::{Plan, Precision};
+
+/// Milliseconds per million MACs, per precision.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    pub fp32_ms_per_mmac: f64,
+    pub fp16_ms_per_mmac: f64,
+    pub int8_ms_per_mmac: f64,
+    /// Milliseconds per million elements crossing a precision boundary.
+    pub reformat_ms_per_melem: f64,
+}
+
+impl Default for Throughput {
+    fn default() -> Throughput {
+        Throughput {
+            fp32_ms_per_mmac: 1.0 / 500.0,
+            fp16_ms_per_mmac: 1.0 / 2000.0,
+            int8_ms_per_mmac: 1.0 / 4000.0,
+            // Most boundaries fuse into the neighbouring kernel (a DequantizeLinear into the consumer, a
+            // QuantizeLinear into the producer's epilogue): count a third of a 6-byte round trip at ~200 GB/s.
+            reformat_ms_per_melem: 2.0e6 / 200.0e9 * 1000.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LatencyModel {
+    /// Per quantizable layer: ms in each precision.
+    layer_ms: HashMap<String, [f64; 3]>,
+    /// (consumer layer, upstream quantizable layer, elements of the tensor between them)
+    edges: Vec<(String, String, f64)>,
+    throughput: Throughput,
+    pub source: &'static str,
+}
+
+fn slot(p: Precision) -> usize {
+    match p {
+        Precision::Int8 => 0,
+        Precision::Fp16 => 1,
+        Precision::Fp32 => 2,
+    }
+}
+
+impl LatencyModel {
+    /// From MACs per layer and the element count of each layer's first input (both from `inspect` at the spec's
+    /// shapes). Layers whose MACs are unknown cost nothing.
+    pub fn from_macs(graph: &Graph, macs: &HashMap<String, u64>, input_elems: &HashMap<String, u64>) -> LatencyModel {
+        let t = Throughput::default();
+        let mut layer_ms = HashMap::new();
+        for index in graph.quantizable() {
+            let name = &graph.node(index).name;
+            let m = macs.get(name).copied().unwrap_or(0) as f64 / 1e6;
+            layer_ms.insert(name.clone(), [m * t.int8_ms_per_mmac, m * t.fp16_ms_per_mmac, m * t.fp32_ms_per_mmac]);
+        }
+        let mut edges = Vec::new();
+        for index in graph.quantizable() {
+            let node = graph.node(index);
+            let elems = input_elems.get(&node.name).copied().unwrap_or(0) as f64;
+            for upstream in upstream_layers(graph, index) {
+                edges.push((node.name.clone(), graph.node(upstream).name.clone(), elems));
+            }
+        }
+        LatencyModel { layer_ms, edges, throughput: t, source: "macs" }
+    }
+
+    pub fn layer_ms(&self, layer: &str, precision: Precision) -> f64 {
+        self.layer_ms.get(layer).map_or(0.0, |ms| ms[slot(precision)])
+    }
+
+    /// Milliseconds saved by running `layer` in INT8 instead of FP16 (never negative).
+    pub fn int8_gain_ms(&self, layer: &str) -> f64 {
+        (self.layer_ms(layer, Precision::Fp16) - self.layer_ms(layer, Precision::Int8)).max(0.0)
+    }
+
+    pub fn predict_ms(&self, plan: &Plan) -> f64 {
+        let precision: HashMap<&str, Precision> = plan.layers().iter().map(|(n, p)| (n.as_str(), *p)).collect();
+        let layers: f64 = plan.layers().iter().map(|(n, p)| self.layer_ms(n, *p)).sum();
+        let boundaries: f64 = self
+            .edges
+            .iter()
+            .filter(|(a, b, _)| precision.get(a.as_str()) != precision.get(b.as_str()))
+            .map(|(_, _, elems)| elems / 1e6 * self.throughput.reformat_ms_per_melem)
+            .sum();
+        layers + boundaries
+    }
+}
+
+/// The nearest quantizable layers upstream of layer `index`, looking through the other ops (activations, adds,
+/// resizes…) that sit between them.
+fn upstream_layers(graph: &Graph, index: usize) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut frontier: Vec<usize> =
+        graph.node(index).inputs.iter().filter_map(|t| graph.producer(t)).collect();
+    let mut steps = 0;
+    while let Some(node) = frontier.pop() {
+        steps += 1;
+        if !seen.insert(node) || steps > 64 {
+            continue;
+        }
+        if graph.node(node).is_quantizable() {
+            found.push(node);
+        } else if graph.node(node).op_type != "Constant" {
+            frontier.extend(graph.node(node).inputs.iter().filter_map(|t| graph.producer(t)));
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    found
+}
