@@ -175,4 +175,24 @@ print(f"plans per second: {pps:.2f}   (median time per plan {med:.3f} s, compile
 print("per run plans/s:", " ".join(f"{r['plans_per_s']:.2f}" for r in runs))
 PY
 echo
+# --- search benchmark ---------------------------------------------------------------------------------------------
+# The three strategies on the det bundle (budget cosine >= 0.99, mask IoU >= 0.95), with the scales of step 1:
+# simulated evaluations, INT8 share of MACs, wall time. One run each (the evaluation counts are deterministic).
+say "search: the three strategies on det"
+echo "## Search: PP-OCRv4 det, 16 calib + 8 eval tensors 1x3x320x320, budget cosine >= 0.99 and mask IoU >= 0.95"
+printf '%-12s %12s %8s %14s %10s %10s\n' "strategy" "evaluations" "probes" "INT8 of MACs" "wall (s)" "budget"
+for strategy in sensitivity sequential bisect; do
+  out=$BENCH/search-$strategy
+  step "search --strategy $strategy" "$LOGS/search-$strategy.log" \
+    "$BIN" search "$BUNDLES/det" --strategy "$strategy" --scales "$BENCH/calibrate-out/rep1/scales.json" --out "$out" --json
+  "$VPY" - "$LOGS/search-$strategy.log" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+r = json.loads(text[text.index("{"):])
+f = r["plan"]["int8_mac_fraction"]
+print(f'{r["strategy"]:<12} {r["evaluations"]:>12} {r["probes"]:>8} {f * 100 if f is not None else float("nan"):>13.1f}% {r["wall_s"]:>10.1f} {"met" if r["budget_met"] else "MISSED":>10}')
+PY
+done
+echo
+
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the pipeline as far as it goes today, on a real model, with the CPU backend and local files only.
 # PP-OCRv4's text detector: inspect it, make a bundle of real text crops, seal it, calibrate INT8 scales, predict
-# the accuracy of all-INT8 and of the spec's plan, and export the strongly typed ONNX.
+# the accuracy of all-INT8, search the layers that must leave INT8, and export the strongly typed ONNX.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/precisiond
@@ -28,4 +28,11 @@ step "simulate: every quantizable layer in INT8, predicted on the CPU against FP
 step "export: the strongly typed ONNX (Q/DQ for INT8 layers) that TensorRT builds"
 "$BIN" export "$WORK/bundles/det" --scales "$WORK/out/scales.json" --out "$WORK/out/det.int8.onnx"
 
-printf '\nThe layers that must stay FP16 under the budget are found by `precisiond search` (coming next).\n'
+step "search: the layers that must leave INT8 for the budget (cosine >= 0.99, mask IoU >= 0.95)"
+"$BIN" search "$WORK/bundles/det" --scales "$WORK/out/scales.json" --out "$WORK/search"
+
+step "export: the chosen mixed plan"
+"$BIN" export "$WORK/bundles/det" --scales "$WORK/out/scales.json" --plan "$WORK/search/plan.toml" --out "$WORK/out/det.mixed.onnx"
+
+printf '\nOpen %s in a browser for the per-layer sensitivity and the plans tried.\n' "$WORK/search/report.html"
+printf 'Building and verifying the engine on the device (tensorrt or cpu backend) comes next: `precisiond build`.\n'

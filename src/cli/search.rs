@@ -29,6 +29,13 @@ pub struct Args {
     /// A `scales.json` from `calibrate`; default: the spec's `calibration.scales`, else calibrate now.
     #[arg(long)]
     scales: Option<PathBuf>,
+    /// A trtexec `--exportProfile` JSON of the all-FP16 engine: measured per-layer times replace the nominal
+    /// latency model (give `--profile-int8` too).
+    #[arg(long, requires = "profile_int8", value_name = "FILE")]
+    profile_fp16: Option<PathBuf>,
+    /// A trtexec `--exportProfile` JSON of the all-INT8 engine.
+    #[arg(long, requires = "profile_fp16", value_name = "FILE")]
+    profile_int8: Option<PathBuf>,
     /// Print the summary as JSON: strategy, evaluations, wall_s, budget_met, predicted_latency_ms, plan {int8,
     /// fp16, fp32, int8_mac_fraction}, metrics {…}.
     #[arg(long)]
@@ -86,10 +93,30 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     // Constraints are checked against the model the same way as for a resolved plan.
     job.resolved_plan()?;
+    let mut latency = LatencyModel::from_macs(&graph, &macs, &input_elems);
+    if let (Some(fp16), Some(int8)) = (&args.profile_fp16, &args.profile_int8) {
+        let read = |path: &PathBuf| -> Result<crate::trt::parse::ProfileExport, Failure> {
+            let text = crate::trt::parse::read_text(path)?;
+            Ok(crate::trt::parse::parse_export_profile(&text, &path.display().to_string())?)
+        };
+        let (model, found_fp16, found_int8) = latency.with_profiles(&read(fp16)?, &read(int8)?, &macs);
+        if found_fp16 == 0 || found_int8 == 0 {
+            return Err(Failure::new(
+                format!(
+                    "the profiles name none of the model's quantizable layers ({found_fp16} found in {}, {found_int8} in {})",
+                    fp16.display(),
+                    int8.display()
+                ),
+                Fault::Input,
+            )
+            .with_hint("profile engines built from this model's export (`precisiond export`), whose nodes carry the names `inspect` lists"));
+        }
+        latency = model;
+    }
     let input = SearchInput {
         simulator: &simulator,
         constraints,
-        latency: LatencyModel::from_macs(&graph, &macs, &input_elems),
+        latency,
         macs,
         probe_samples: 4,
         bundle: args.bundle.display().to_string(),

@@ -75,6 +75,40 @@ impl LatencyModel {
         LatencyModel { layer_ms, edges, throughput: t, source: "macs" }
     }
 
+    /// Replaces the nominal per-layer times with those measured in trtexec `--exportProfile` files of an all-FP16
+    /// and an all-INT8 engine. TensorRT names a fused layer by joining its nodes with ` + ` (`Conv_3 + Relu_4`,
+    /// `w + QuantizeLinear_7 + Conv_9`): an entry's time goes to the quantizable layers it names, split by MACs
+    /// when it names several. FP32 is taken as twice FP16 (no FP32 engine is profiled). Layers no entry names keep
+    /// their nominal time, scaled by how measured and nominal times compare on the layers that were found.
+    /// Returns how many layers were found in each profile.
+    pub fn with_profiles(
+        mut self,
+        fp16: &crate::trt::parse::ProfileExport,
+        int8: &crate::trt::parse::ProfileExport,
+        macs: &HashMap<String, u64>,
+    ) -> (LatencyModel, usize, usize) {
+        let mut found = [0usize; 2];
+        for (which, profile, precision) in [(0, fp16, Precision::Fp16), (1, int8, Precision::Int8)] {
+            let measured = measured_times(profile, &self.layer_ms, macs);
+            let (mut nominal_sum, mut measured_sum) = (0.0, 0.0);
+            for (layer, ms) in &measured {
+                nominal_sum += self.layer_ms(layer, precision);
+                measured_sum += ms;
+            }
+            let scale = if nominal_sum > 0.0 { measured_sum / nominal_sum } else { 1.0 };
+            for (layer, times) in self.layer_ms.iter_mut() {
+                let value = measured.get(layer).copied().unwrap_or(times[slot(precision)] * scale);
+                times[slot(precision)] = value;
+                if precision == Precision::Fp16 {
+                    times[slot(Precision::Fp32)] = 2.0 * value;
+                }
+            }
+            found[which] = measured.len();
+        }
+        self.source = "profile";
+        (self, found[0], found[1])
+    }
+
     pub fn layer_ms(&self, layer: &str, precision: Precision) -> f64 {
         self.layer_ms.get(layer).map_or(0.0, |ms| ms[slot(precision)])
     }
@@ -95,6 +129,29 @@ impl LatencyModel {
             .sum();
         layers + boundaries
     }
+}
+
+/// Milliseconds per quantizable layer named in a profile (fused entries split by MACs).
+fn measured_times(
+    profile: &crate::trt::parse::ProfileExport,
+    layers: &HashMap<String, [f64; 3]>,
+    macs: &HashMap<String, u64>,
+) -> HashMap<String, f64> {
+    let mut out: HashMap<String, f64> = HashMap::new();
+    for entry in &profile.layers {
+        // Reformat copies are boundary costs, not a layer's own time.
+        if entry.name.starts_with("Reformatting CopyNode") {
+            continue;
+        }
+        let Some(ms) = entry.average_ms.or(entry.time_ms) else { continue };
+        let named: Vec<&str> = entry.name.split(" + ").map(str::trim).filter(|t| layers.contains_key(*t)).collect();
+        let total: u64 = named.iter().map(|n| macs.get(*n).copied().unwrap_or(0)).sum();
+        for name in &named {
+            let share = if total > 0 { macs.get(*name).copied().unwrap_or(0) as f64 / total as f64 } else { 1.0 / named.len() as f64 };
+            *out.entry((*name).to_owned()).or_insert(0.0) += ms * share;
+        }
+    }
+    out
 }
 
 /// The nearest quantizable layers upstream of layer `index`, looking through the other ops (activations, adds,

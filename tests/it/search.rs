@@ -163,3 +163,51 @@ fn a_budget_no_plan_can_meet_exits_1_and_still_writes_the_best_plan() {
     assert!(out.contains("MISSED"), "{out}");
     assert!(dir.path().join("out/plan.toml").exists());
 }
+
+fn profile_json(entries: &[(&str, f64)]) -> String {
+    let mut out = String::from("[\n  { \"count\" : 100 }\n");
+    for (name, ms) in entries {
+        out.push_str(&format!(
+            ", {{ \"name\" : \"{name}\", \"timeMs\" : {}, \"averageMs\" : {ms}, \"medianMs\" : {ms}, \"percentage\" : 1.0 }}\n",
+            ms * 100.0
+        ));
+    }
+    out + "]\n"
+}
+
+#[test]
+fn measured_profiles_replace_the_nominal_latency_model() {
+    let dir = support::tempdir();
+    let bundle = support::bundle("digits");
+    let graph = Model::load(&bundle.join("model.onnx")).unwrap().graph();
+    let names: Vec<String> = graph.quantizable().map(|i| graph.node(i).name.clone()).collect();
+    // TensorRT-style fused names; a reformat entry that must not count; INT8 twice as fast as FP16.
+    let fused = format!("{} + relu_fused", names[0]);
+    let mut fp16: Vec<(&str, f64)> = vec![("Reformatting CopyNode for Input Tensor 0 to x", 0.5), (fused.as_str(), 0.2)];
+    fp16.extend(names[1..].iter().map(|n| (n.as_str(), 0.1)));
+    let int8: Vec<(&str, f64)> = fp16.iter().map(|(n, ms)| (*n, ms / 2.0)).collect();
+    support::write(&dir.path().join("fp16.json"), profile_json(&fp16).as_bytes());
+    support::write(&dir.path().join("int8.json"), profile_json(&int8).as_bytes());
+    let out = dir.path().join("out");
+    let (code, stdout, err) = run(&[
+        &"search", &bundle, &"--out", &out, &"--json",
+        &"--profile-fp16", &dir.path().join("fp16.json"), &"--profile-int8", &dir.path().join("int8.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["latency_source"], "profile");
+    let all_int8 = 0.1 + 0.05 * (names.len() - 1) as f64;
+    assert!((report["reference_latency_ms"]["all_int8_ms"].as_f64().unwrap() - all_int8).abs() < 1e-9, "{report}");
+    assert!((report["reference_latency_ms"]["all_fp16_ms"].as_f64().unwrap() - 2.0 * all_int8).abs() < 1e-9);
+    assert!(json["predicted_latency_ms"].as_f64().unwrap() >= all_int8 - 1e-9);
+
+    // Profiles of another model name none of these layers: refused, not silently ignored.
+    support::write(&dir.path().join("other.json"), profile_json(&[("Conv_0 + Relu_1", 0.3)]).as_bytes());
+    let (code, _, err) = run(&[
+        &"search", &bundle, &"--out", &out,
+        &"--profile-fp16", &dir.path().join("other.json"), &"--profile-int8", &dir.path().join("other.json"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("name none of the model's quantizable layers"), "{err}");
+}
