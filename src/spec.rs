@@ -573,12 +573,17 @@ fn image_like(input: &InputDecl) -> Option<(&'static str, &'static str)> {
 }
 
 /// A TOML key: bare when it can be, else a basic string.
-fn toml_key(key: &str) -> String {
+pub(crate) fn toml_key(key: &str) -> String {
     if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
         return key.to_owned();
     }
+    toml_string(key)
+}
+
+/// A TOML basic string; file and layer names may hold quotes or control characters.
+pub(crate) fn toml_string(text: &str) -> String {
     let mut out = String::from("\"");
-    for c in key.chars() {
+    for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),

@@ -71,25 +71,8 @@ pub fn render(entries: &[Entry]) -> String {
     );
     let _ = writeln!(out, "format = {FORMAT}");
     for e in sorted {
-        let _ = write!(out, "\n[[file]]\npath = {}\nsize = {}\nsha256 = \"{}\"\n", quote(&e.path), e.size, e.sha256);
+        let _ = write!(out, "\n[[file]]\npath = {}\nsize = {}\nsha256 = \"{}\"\n", crate::spec::toml_string(&e.path), e.size, e.sha256);
     }
-    out
-}
-
-/// A TOML basic string. Paths come from file names, which may hold quotes or control characters.
-fn quote(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -217,7 +200,7 @@ mod tests {
     #[test]
     fn parse_refuses_what_seal_never_writes() {
         let one = |path: &str| {
-            format!("format = 1\n[[file]]\npath = {}\nsize = 3\nsha256 = \"{}\"\n", quote(path), sha256_bytes(b"abc"))
+            format!("format = 1\n[[file]]\npath = {}\nsize = 3\nsha256 = \"{}\"\n", crate::spec::toml_string(path), sha256_bytes(b"abc"))
         };
         for (path, needle) in [
             ("/etc/passwd", "absolute"),

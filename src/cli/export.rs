@@ -13,24 +13,18 @@ use crate::precision::export::{Flavor, export};
 /// untouched. The opset is raised to 13 when INT8 needs it. Every node carries its stable name.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The bundle folder.
-    bundle: PathBuf,
-    /// A plan file (`plan.toml` from `search`); default: the spec's `[precision]` resolved.
-    #[arg(long)]
-    plan: Option<PathBuf>,
-    /// A `scales.json` from `calibrate`; default: the spec's `calibration.scales`, else calibrate now.
-    #[arg(long)]
-    scales: Option<PathBuf>,
+    #[command(flatten)]
+    source: super::PlanSource,
     /// The ONNX file to write.
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let job = Job::open(&args.bundle)?;
+    let job = Job::open(&args.source.bundle)?;
     let progress = super::progress::Reporter::for_stderr();
-    let plan = job.plan(args.plan.as_deref())?;
-    let scales = job.scales(args.scales.as_deref(), &progress)?;
+    let plan = job.plan(args.source.plan.as_deref())?;
+    let scales = job.scales(args.source.scales.as_deref(), &progress)?;
     let proto = export(&job.model, &plan, &scales, Flavor::Deploy)?;
     let model = Model::from_proto(proto, &args.out)?;
     model.save(&args.out)?;

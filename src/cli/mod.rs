@@ -78,6 +78,19 @@ pub(crate) fn print(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// The bundle and the plan a command works on (simulate, export).
+#[derive(Debug, clap::Args)]
+pub(crate) struct PlanSource {
+    /// The bundle folder.
+    pub bundle: std::path::PathBuf,
+    /// A plan file (`plan.toml` from `search`); default: the spec's `[precision]` resolved.
+    #[arg(long)]
+    pub plan: Option<std::path::PathBuf>,
+    /// A `scales.json` from `calibrate`; default: the spec's `calibration.scales`, else calibrate now.
+    #[arg(long)]
+    pub scales: Option<std::path::PathBuf>,
+}
+
 /// `NAME=D1,D2,…` (or `NAME=D1xD2x…`): a concrete input shape.
 pub(crate) fn parse_shape_arg(text: &str) -> Result<(String, Vec<usize>), String> {
     let (name, dims) = text.rsplit_once('=').ok_or_else(|| format!("`{text}` is not NAME=D1,D2,…"))?;

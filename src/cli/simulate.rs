@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::error::Failure;
@@ -14,14 +12,8 @@ use crate::simulate::Metrics;
 /// metrics, aggregated over the samples as `[budget] aggregate` says, the worst output counting.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The bundle folder.
-    bundle: PathBuf,
-    /// A plan file (`plan.toml` from `search`); default: the spec's `[precision]` resolved.
-    #[arg(long)]
-    plan: Option<PathBuf>,
-    /// A `scales.json` from `calibrate`; default: the spec's `calibration.scales`, else calibrate now.
-    #[arg(long)]
-    scales: Option<PathBuf>,
+    #[command(flatten)]
+    source: super::PlanSource,
     /// Print JSON: `metrics {cosine, sqnr_db, max_abs, argmax_agreement, mask_iou}`, `plan {int8, fp16, fp32,
     /// int8_mac_fraction}`, `budget_met`, `misses`, `samples`, `wall_s`.
     #[arg(long)]
@@ -41,10 +33,10 @@ struct Report {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let started = std::time::Instant::now();
-    let job = Job::open(&args.bundle)?;
+    let job = Job::open(&args.source.bundle)?;
     let progress = super::progress::Reporter::for_stderr();
-    let plan = job.plan(args.plan.as_deref())?;
-    let scales = job.scales(args.scales.as_deref(), &progress)?;
+    let plan = job.plan(args.source.plan.as_deref())?;
+    let scales = job.scales(args.source.scales.as_deref(), &progress)?;
     let simulator = job.simulator(scales).map_err(Failure::from)?;
     progress.start_phase("simulating", simulator.sample_count() as u64);
     let evaluation = simulator.evaluate(&plan, &progress).map_err(Failure::from)?;

@@ -198,7 +198,7 @@ impl Plan {
     pub fn to_toml(&self) -> String {
         let mut out = format!("format = \"{PLAN_FORMAT}\"\n\n[layers]\n");
         for (name, precision) in &self.layers {
-            out.push_str(&format!("{} = \"{precision}\"\n", toml_key(name)));
+            out.push_str(&format!("{} = \"{precision}\"\n", crate::spec::toml_key(name)));
         }
         out
     }
@@ -265,11 +265,6 @@ impl Plan {
         crate::model::write_atomically(path, self.to_toml().as_bytes())
             .map_err(|source| PlanError::Write { path: path.to_owned(), source })
     }
-}
-
-fn toml_key(name: &str) -> String {
-    let bare = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare { name.to_owned() } else { toml::Value::String(name.to_owned()).to_string() }
 }
 
 /// `op:TYPE` matches the op type; anything else is a glob on the node name (`*`, `?`, `[…]`).
