@@ -12,8 +12,10 @@ build:
 assets:
 	bash scripts/fetch-assets.sh
 
+# The last line sums every test binary's results (CI reads the closing line).
 test: assets
-	$(CARGO) test --release --locked
+	set -o pipefail; $(CARGO) test --release --locked 2>&1 | tee .cache/test.log
+	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } END { printf "summary: %d passed, %d failed\n", p, f }' .cache/test.log
 
 demo: assets build
 	bash scripts/demo.sh
