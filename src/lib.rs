@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod calib;
 pub mod cli;
+pub mod device;
 pub mod error;
 pub mod exec;
 pub mod inputs;

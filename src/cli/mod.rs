@@ -3,6 +3,7 @@
 
 mod bundle;
 mod calibrate;
+mod device;
 mod export;
 mod inspect;
 mod parse_trtexec;
@@ -32,6 +33,7 @@ pub struct Cli {
 enum Command {
     Bundle(bundle::Args),
     Calibrate(calibrate::Args),
+    Device(device::Args),
     Export(export::Args),
     Inspect(inspect::Args),
     #[command(name = "parse-trtexec")]
@@ -53,6 +55,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bundle(args) => bundle::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Device(args) => device::run(args),
         Command::Export(args) => export::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::ParseTrtexec(args) => parse_trtexec::run(args),

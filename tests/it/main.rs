@@ -4,6 +4,7 @@ mod support;
 mod bundle;
 mod calib_cache;
 mod cli;
+mod device;
 mod exec;
 mod inputs;
 mod model;
