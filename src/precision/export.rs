@@ -24,7 +24,7 @@ use crate::calib::ScalesFile;
 use crate::calib::methods::per_channel_scales;
 use crate::error::{Diagnose, Fault};
 use crate::model::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, attribute_proto::AttributeType,
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
     tensor_proto::DataType,
 };
 use crate::model::{Graph, Model, weights};
@@ -460,15 +460,6 @@ fn f16_tensor(name: &str, dims: &[i64], values: &[f16]) -> TensorProto {
 
 fn i8_tensor(name: &str, dims: &[i64], values: &[i8]) -> TensorProto {
     raw_tensor(name, dims, DataType::Int8, values.iter().map(|&v| v as u8).collect())
-}
-
-/// Makes sure the default-domain opset import is at least `version`.
-pub fn ensure_opset(proto: &mut ModelProto, version: i64) {
-    match proto.opset_import.iter_mut().find(|o| matches!(o.domain(), "" | "ai.onnx")) {
-        Some(o) if o.version() >= version => {}
-        Some(o) => o.version = Some(version),
-        None => proto.opset_import.push(OperatorSetIdProto { domain: Some(String::new()), version: Some(version) }),
-    }
 }
 
 #[cfg(test)]
