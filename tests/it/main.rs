@@ -12,4 +12,6 @@ mod onnx_roundtrip;
 mod opset;
 mod precision;
 mod search;
+mod trt_args;
+mod trt_run;
 mod trtexec_parse;
