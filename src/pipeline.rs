@@ -11,7 +11,7 @@ use crate::exec::InputDecl;
 use crate::inspect::Inspection;
 use crate::model::{Model, ModelError};
 use crate::precision::plan::PlanSummary;
-use crate::precision::{Plan, PlanError, Precision};
+use crate::precision::{Plan, PlanError};
 use crate::progress::Progress;
 use crate::simulate::{Aggregate, Bounds, SimulateError, Simulator};
 use crate::spec::{self, Spec, SpecError};
@@ -135,8 +135,8 @@ impl Job {
     /// `[precision]` resolved: default, keep, exact layers.
     pub fn resolved_plan(&self) -> Result<Plan, PlanError> {
         let p = &self.spec().precision;
-        let layers = p.layers.iter().map(|(k, v)| (k.clone(), precision_of(*v))).collect();
-        Plan::resolve(&self.model.graph(), precision_of(p.default), &p.keep, &layers)
+        let layers = p.layers.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        Plan::resolve(&self.model.graph(), p.default, &p.keep, &layers)
     }
 
     pub fn bounds(&self) -> Bounds {
@@ -178,13 +178,5 @@ impl Job {
 
     pub fn plan_summary(&self, plan: &Plan, inspection: Option<&Inspection>) -> PlanSummary {
         plan.summary(|name| inspection.and_then(|i| i.layers.iter().find(|l| l.name == name)).and_then(|l| l.macs))
-    }
-}
-
-pub fn precision_of(p: spec::Precision) -> Precision {
-    match p {
-        spec::Precision::Int8 => Precision::Int8,
-        spec::Precision::Fp16 => Precision::Fp16,
-        spec::Precision::Fp32 => Precision::Fp32,
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Failure, Fault};
-use crate::pipeline::{Job, precision_of};
+use crate::pipeline::Job;
 use crate::precision::plan::PlanSummary;
 use crate::search::report::SearchReport;
 use crate::search::{Constraints, LatencyModel, SearchInput, Strategy, search};
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .collect();
     let spec = job.spec();
     let constraints = Constraints {
-        fixed: spec.precision.layers.iter().map(|(k, v)| (k.clone(), precision_of(*v))).collect(),
+        fixed: spec.precision.layers.clone().into_iter().collect(),
         keep: spec.precision.keep.clone(),
     };
     // Constraints are checked against the model the same way as for a resolved plan.
