@@ -246,16 +246,27 @@ pub fn build_args(version: TrtVersion, req: &BuildRequest) -> Result<Vec<String>
     Ok(args)
 }
 
+/// Loading a built engine: the file, the DLA core it was built for, and the shapes of dynamic inputs.
+fn load_engine_args(
+    set: FlagSet,
+    engine: &Path,
+    dla_core: Option<u32>,
+    shapes: &[(String, Vec<usize>)],
+) -> Result<Vec<String>, ArgsError> {
+    let mut args = vec![path_flag("--loadEngine", engine)?];
+    if let Some(core) = dla_core {
+        args.push(format!("--useDLACore={core}"));
+    }
+    if let Some(shapes) = shapes_flag(set, shapes)? {
+        args.push(shapes);
+    }
+    Ok(args)
+}
+
 /// The arguments that run a built engine once on the given inputs and export its outputs.
 pub fn verify_args(version: TrtVersion, req: &VerifyRequest) -> Result<Vec<String>, ArgsError> {
     let set = FlagSet::of(version)?;
-    let mut args = vec![path_flag("--loadEngine", &req.engine)?];
-    if let Some(core) = req.dla_core {
-        args.push(format!("--useDLACore={core}"));
-    }
-    if let Some(shapes) = shapes_flag(set, &req.shapes)? {
-        args.push(shapes);
-    }
+    let mut args = load_engine_args(set, &req.engine, req.dla_core, &req.shapes)?;
     if !req.inputs.is_empty() {
         let mut items = Vec::with_capacity(req.inputs.len());
         for (name, file) in &req.inputs {
@@ -289,13 +300,7 @@ pub fn verify_args(version: TrtVersion, req: &VerifyRequest) -> Result<Vec<Strin
 /// The arguments that measure a per-layer profile of an engine built earlier.
 pub fn profile_args(version: TrtVersion, req: &ProfileRequest) -> Result<Vec<String>, ArgsError> {
     let set = FlagSet::of(version)?;
-    let mut args = vec![path_flag("--loadEngine", &req.engine)?];
-    if let Some(core) = req.dla_core {
-        args.push(format!("--useDLACore={core}"));
-    }
-    if let Some(shapes) = shapes_flag(set, &req.shapes)? {
-        args.push(shapes);
-    }
+    let mut args = load_engine_args(set, &req.engine, req.dla_core, &req.shapes)?;
     args.push(path_flag("--exportProfile", &req.profile_out)?);
     args.extend(separate_profile_run(set));
     Ok(args)
