@@ -14,6 +14,7 @@
 
 mod cuda;
 mod host;
+pub mod memory;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
