@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnose, Fault};
@@ -425,51 +424,7 @@ fn image_header(path: &Path) -> Result<(), SampleError> {
 /// The shape and dtype an `.npy` file announces, from its header alone; `None` when the header is anything but
 /// plain (the full reader then gives the precise reason).
 fn npy_header(path: &Path) -> Option<(Vec<usize>, Option<DType>)> {
-    let mut file = File::open(path).ok()?;
-    let mut lead = [0u8; 10];
-    file.read_exact(&mut lead).ok()?;
-    if &lead[..6] != b"\x93NUMPY" {
-        return None;
-    }
-    let len = match lead[6] {
-        1 => usize::from(u16::from_le_bytes([lead[8], lead[9]])),
-        2 | 3 => {
-            let mut more = [0u8; 2];
-            file.read_exact(&mut more).ok()?;
-            u32::from_le_bytes([lead[8], lead[9], more[0], more[1]]) as usize
-        }
-        _ => return None,
-    };
-    if len > 1 << 20 {
-        return None;
-    }
-    let mut raw = vec![0u8; len];
-    file.read_exact(&mut raw).ok()?;
-    let text: String = raw.iter().map(|&b| char::from(b)).collect();
-    let descr = value_after(&text, "descr")?;
-    let descr = descr.strip_prefix('\'')?.split('\'').next()?;
-    let dtype = match descr {
-        "<f4" | "<f8" | "<f2" => Some(DType::F32),
-        "<i8" => Some(DType::I64),
-        "<i4" => Some(DType::I32),
-        "|u1" => Some(DType::U8),
-        _ => return None,
-    };
-    let shape = value_after(&text, "shape")?;
-    let inner = shape.strip_prefix('(')?.split(')').next()?;
-    let shape = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(|d| d.trim_end_matches('L').parse::<usize>().ok())
-        .collect::<Option<Vec<usize>>>()?;
-    Some((shape, dtype))
-}
-
-/// The text after `'key':` in a header dict, leading spaces removed.
-fn value_after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let at = text.find(&format!("'{key}'"))? + key.len() + 2;
-    text[at..].trim_start().strip_prefix(':').map(str::trim_start)
+    crate::inputs::npy::read_npy_header(path).ok().map(|(shape, dtype)| (shape, Some(dtype)))
 }
 
 #[cfg(test)]

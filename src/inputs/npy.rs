@@ -144,6 +144,16 @@ enum Element {
 }
 
 impl Element {
+    /// The tensor type it is read as (float64 and float16 become float32).
+    fn dtype(self) -> DType {
+        match self {
+            Element::F4 | Element::F8 | Element::F2 => DType::F32,
+            Element::I8 => DType::I64,
+            Element::I4 => DType::I32,
+            Element::U1 => DType::U8,
+        }
+    }
+
     fn size(self) -> u64 {
         match self {
             Element::U1 => 1,
@@ -191,7 +201,9 @@ pub(crate) enum StreamLen {
 
 /// Reads one npy stream. A known or declared length lets a truncated or padded stream be told apart before the
 /// data is read.
-pub(crate) fn read_npy_stream<R: Read>(r: &mut R, len: StreamLen, file: &NpySource) -> Result<Tensor, InputError> {
+/// Reads the preamble and header dictionary: the header, its element type, and the file length and header end
+/// (the data follows). Shared by the full reader and [`read_npy_header`].
+fn read_header<R: Read>(r: &mut R, len: StreamLen, file: &NpySource) -> Result<ParsedHeader, InputError> {
     let bad = |problem: String| InputError::BadNpyHeader { file: file.clone(), problem };
     let io_err = |e: io::Error| match file.member.as_ref() {
         None => InputError::Io { path: file.path.clone(), source: e },
@@ -255,6 +267,42 @@ pub(crate) fn read_npy_stream<R: Read>(r: &mut R, len: StreamLen, file: &NpySour
         descr: header.descr.clone(),
         problem,
     })?;
+
+    Ok(ParsedHeader { header, element, prefix, header_len, len, trusted })
+}
+
+struct ParsedHeader {
+    header: Header,
+    element: Element,
+    prefix: u64,
+    header_len: u64,
+    len: u64,
+    trusted: bool,
+}
+
+/// The shape and element type an `.npy` file announces, from its header alone (the data is not read).
+pub fn read_npy_header(path: &Path) -> Result<(Vec<usize>, DType), InputError> {
+    check_readable(path)?;
+    let io_err = |source| InputError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map_err(io_err)?.len();
+    let source = NpySource { path: path.to_path_buf(), member: None };
+    let parsed = read_header(&mut BufReader::new(file), StreamLen::Known(len), &source)?;
+    let shape = parsed.header.shape.iter().map(|&d| d as usize).collect();
+    Ok((shape, parsed.element.dtype()))
+}
+
+pub(crate) fn read_npy_stream<R: Read>(r: &mut R, len: StreamLen, file: &NpySource) -> Result<Tensor, InputError> {
+    let bad = |problem: String| InputError::BadNpyHeader { file: file.clone(), problem };
+    let io_err = |e: io::Error| match file.member.as_ref() {
+        None => InputError::Io { path: file.path.clone(), source: e },
+        Some(member) => InputError::NpzMember {
+            path: file.path.clone(),
+            member: member.clone(),
+            problem: format!("cannot read: {e}"),
+        },
+    };
+    let ParsedHeader { header, element, prefix, header_len, len, trusted } = read_header(r, len, file)?;
 
     let count = header
         .shape
