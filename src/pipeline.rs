@@ -1,6 +1,7 @@
 //! The steps of a job on one bundle, as library functions: the command line calls them one by one, the daemon
 //! (later) in sequence. Each step takes what the previous ones produced; none prints anything.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::{self, Bundle, BundleError};
@@ -13,6 +14,7 @@ use crate::model::{Model, ModelError};
 use crate::precision::plan::PlanSummary;
 use crate::precision::{Plan, PlanError};
 use crate::progress::Progress;
+use crate::search::{Constraints, LatencyModel};
 use crate::simulate::{Aggregate, Bounds, SimulateError, Simulator};
 use crate::spec::{self, Spec, SpecError};
 use crate::tensor::Tensor;
@@ -37,6 +39,8 @@ pub enum PipelineError {
     Samples { bundle: PathBuf, source: bundle::SampleError },
     #[error("{}: eval/ holds no sample", bundle.display())]
     NoEvalSamples { bundle: PathBuf },
+    #[error("the profiles name none of the model's quantizable layers ({found_fp16} found in {fp16}, {found_int8} in {int8})")]
+    ProfilesUnmatched { fp16: String, int8: String, found_fp16: usize, found_int8: usize },
 }
 
 impl Diagnose for PipelineError {
@@ -50,7 +54,7 @@ impl Diagnose for PipelineError {
             PipelineError::Plan(e) => e.fault(),
             PipelineError::Simulate(e) => e.fault(),
             PipelineError::Samples { source, .. } => source.fault(),
-            PipelineError::NoEvalSamples { .. } => Fault::Input,
+            PipelineError::NoEvalSamples { .. } | PipelineError::ProfilesUnmatched { .. } => Fault::Input,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -62,6 +66,11 @@ impl Diagnose for PipelineError {
             PipelineError::Plan(e) => e.hint(),
             PipelineError::Simulate(e) => e.hint(),
             PipelineError::Samples { source, .. } => source.hint(),
+            PipelineError::ProfilesUnmatched { .. } => Some(
+                "profile engines built from this model's export (`precisiond export`), whose nodes carry the names \
+                 `inspect` lists"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -179,4 +188,52 @@ impl Job {
     pub fn plan_summary(&self, plan: &Plan, inspection: Option<&Inspection>) -> PlanSummary {
         plan.summary(|name| inspection.and_then(|i| i.layers.iter().find(|l| l.name == name)).and_then(|l| l.macs))
     }
+
+    /// The search's constraints: the spec's exact layers and keep rules.
+    pub fn constraints(&self) -> Constraints {
+        let p = &self.spec().precision;
+        Constraints { fixed: p.layers.clone().into_iter().collect(), keep: p.keep.clone() }
+    }
+
+    /// The nominal latency model at the spec's input shapes, and each quantizable layer's MACs.
+    pub fn latency_model(&self, inspection: Option<&Inspection>) -> (LatencyModel, HashMap<String, u64>) {
+        let graph = self.model.graph();
+        let layers = inspection.map(|i| i.layers.as_slice()).unwrap_or_default();
+        let macs: HashMap<String, u64> = layers.iter().filter_map(|l| l.macs.map(|m| (l.name.clone(), m))).collect();
+        let output_shape: HashMap<&str, &Vec<usize>> =
+            layers.iter().filter_map(|l| l.output_shape.as_ref().map(|s| (l.name.as_str(), s))).collect();
+        // Each layer's first input, for the reformat cost at precision boundaries.
+        let input_elems: HashMap<String, u64> = graph
+            .quantizable()
+            .filter_map(|index| {
+                let input = graph.node(index).inputs.first()?;
+                let shape = match graph.producer(input) {
+                    Some(p) => output_shape.get(graph.node(p).name.as_str()).map(|s| s.to_vec()),
+                    None => self.inputs.iter().find(|(d, _)| &d.name == input).map(|(_, s)| s.clone()),
+                }?;
+                Some((graph.node(index).name.clone(), shape.iter().product::<usize>() as u64))
+            })
+            .collect();
+        (LatencyModel::from_macs(&graph, &macs, &input_elems), macs)
+    }
+}
+
+/// `latency` with measured per-layer times from trtexec profiles of the all-FP16 and all-INT8 engines; refused when
+/// the profiles name none of the model's layers (they belong to another model).
+pub fn with_profiles(
+    latency: LatencyModel,
+    fp16: (&str, &crate::trt::parse::ProfileExport),
+    int8: (&str, &crate::trt::parse::ProfileExport),
+    macs: &HashMap<String, u64>,
+) -> Result<LatencyModel, PipelineError> {
+    let (model, found_fp16, found_int8) = latency.with_profiles(fp16.1, int8.1, macs);
+    if found_fp16 == 0 || found_int8 == 0 {
+        return Err(PipelineError::ProfilesUnmatched {
+            fp16: fp16.0.to_owned(),
+            int8: int8.0.to_owned(),
+            found_fp16,
+            found_int8,
+        });
+    }
+    Ok(model)
 }

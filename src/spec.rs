@@ -192,6 +192,22 @@ pub struct BuildTable {
     pub workspace_mib: u64,
     #[serde(default = "default_optimization_level")]
     pub optimization_level: u8,
+    /// How the tensorrt backend gets the plan's precisions into the engine (PRODUCT.md's version table).
+    #[serde(default)]
+    pub quantization: Quantization,
+    /// Build for this DLA core, with GPU fallback for the layers it cannot run (Jetson AGX Orin, Orin NX).
+    #[serde(default)]
+    pub dla_core: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// The strongly typed export (Q/DQ + Cast) carries every precision: every TensorRT version.
+    #[default]
+    Explicit,
+    /// FP32 ONNX + calibration cache + `--layerPrecisions`: TensorRT 8.5 to 10.x only.
+    Implicit,
 }
 
 fn default_workspace_mib() -> u64 {
@@ -204,7 +220,12 @@ fn default_optimization_level() -> u8 {
 
 impl Default for BuildTable {
     fn default() -> Self {
-        BuildTable { workspace_mib: default_workspace_mib(), optimization_level: default_optimization_level() }
+        BuildTable {
+            workspace_mib: default_workspace_mib(),
+            optimization_level: default_optimization_level(),
+            quantization: Quantization::Explicit,
+            dla_core: None,
+        }
     }
 }
 
@@ -556,6 +577,8 @@ aggregate = "mean"                # mean | min: over the eval samples
 [build]
 workspace_mib = 1024
 optimization_level = 3            # 0..=5
+# quantization = "explicit"       # explicit (Q/DQ ONNX, every TensorRT) | implicit (calibration cache; not 11.x)
+# dla_core = 0                    # build for a DLA core, GPU fallback for what it cannot run
 "#;
 
 /// (layout, channels) when an input looks like a batch of images: rank 4 with 1 or 3 channels in NCHW or NHWC
@@ -922,7 +945,7 @@ resize = "stretch"                # stretch | letterbox
             ),
             (
                 "[build]\nzzzzzzzz = 1\n",
-                "unknown key `zzzzzzzz` in [build] (valid keys: workspace_mib, optimization_level)",
+                "unknown key `zzzzzzzz` in [build] (valid keys: workspace_mib, optimization_level, quantization, dla_core)",
             ),
         ];
         for (text, expected) in cases {

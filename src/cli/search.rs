@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -7,7 +6,7 @@ use crate::error::{Failure, Fault};
 use crate::pipeline::Job;
 use crate::precision::plan::PlanSummary;
 use crate::search::report::SearchReport;
-use crate::search::{Constraints, LatencyModel, SearchInput, Strategy, search};
+use crate::search::{SearchInput, Strategy, search};
 use crate::simulate::Metrics;
 
 /// Find the layers that must leave INT8 to meet the spec's accuracy budget, on CPU-simulated accuracy.
@@ -63,59 +62,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let scales = job.scales(args.scales.as_deref(), &progress)?;
     let simulator = job.simulator(scales)?;
     let inspection = job.inspection();
-    let graph = job.model.graph();
-    let macs: HashMap<String, u64> = inspection
-        .iter()
-        .flat_map(|i| &i.layers)
-        .filter_map(|l| l.macs.map(|m| (l.name.clone(), m)))
-        .collect();
-    // Each layer's first input, for the reformat cost at precision boundaries.
-    let output_shape: HashMap<&str, &Vec<usize>> = inspection
-        .iter()
-        .flat_map(|i| &i.layers)
-        .filter_map(|l| l.output_shape.as_ref().map(|s| (l.name.as_str(), s)))
-        .collect();
-    let input_elems: HashMap<String, u64> = graph
-        .quantizable()
-        .filter_map(|index| {
-            let input = graph.node(index).inputs.first()?;
-            let shape = match graph.producer(input) {
-                Some(p) => output_shape.get(graph.node(p).name.as_str()).map(|s| s.to_vec()),
-                None => job.inputs.iter().find(|(d, _)| &d.name == input).map(|(_, s)| s.clone()),
-            }?;
-            Some((graph.node(index).name.clone(), shape.iter().product::<usize>() as u64))
-        })
-        .collect();
-    let spec = job.spec();
-    let constraints = Constraints {
-        fixed: spec.precision.layers.clone().into_iter().collect(),
-        keep: spec.precision.keep.clone(),
-    };
+    let (mut latency, macs) = job.latency_model(inspection.as_ref());
     // Constraints are checked against the model the same way as for a resolved plan.
     job.resolved_plan()?;
-    let mut latency = LatencyModel::from_macs(&graph, &macs, &input_elems);
     if let (Some(fp16), Some(int8)) = (&args.profile_fp16, &args.profile_int8) {
-        let read = |path: &PathBuf| -> Result<crate::trt::parse::ProfileExport, Failure> {
+        let read = |path: &PathBuf| -> Result<(String, crate::trt::parse::ProfileExport), Failure> {
             let text = crate::trt::parse::read_text(path)?;
-            Ok(crate::trt::parse::parse_export_profile(&text, &path.display().to_string())?)
+            let origin = path.display().to_string();
+            Ok((origin.clone(), crate::trt::parse::parse_export_profile(&text, &origin)?))
         };
-        let (model, found_fp16, found_int8) = latency.with_profiles(&read(fp16)?, &read(int8)?, &macs);
-        if found_fp16 == 0 || found_int8 == 0 {
-            return Err(Failure::new(
-                format!(
-                    "the profiles name none of the model's quantizable layers ({found_fp16} found in {}, {found_int8} in {})",
-                    fp16.display(),
-                    int8.display()
-                ),
-                Fault::Input,
-            )
-            .with_hint("profile engines built from this model's export (`precisiond export`), whose nodes carry the names `inspect` lists"));
-        }
-        latency = model;
+        let (fp16, int8) = (read(fp16)?, read(int8)?);
+        latency = crate::pipeline::with_profiles(latency, (&fp16.0, &fp16.1), (&int8.0, &int8.1), &macs)?;
     }
     let input = SearchInput {
         simulator: &simulator,
-        constraints,
+        constraints: job.constraints(),
         latency,
         macs,
         probe_samples: 4,

@@ -99,7 +99,7 @@ pub struct LayerFlags {
 }
 
 /// Layer counts of a plan and the share of multiply-accumulates in INT8 layers (the `plan {…}` of the JSON outputs).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanSummary {
     pub int8: usize,
     pub fp16: usize,
@@ -109,6 +109,12 @@ pub struct PlanSummary {
 }
 
 impl Plan {
+    /// A plan of exactly these layers, for tests of code that only reads plans.
+    #[cfg(test)]
+    pub(crate) fn from_layers(layers: Vec<(String, Precision)>) -> Plan {
+        Plan { layers }
+    }
+
     /// The same precision for every quantizable layer of `graph`.
     pub fn uniform(graph: &Graph, precision: Precision) -> Plan {
         Plan { layers: graph.quantizable().map(|i| (graph.node(i).name.clone(), precision)).collect() }

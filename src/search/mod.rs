@@ -253,7 +253,7 @@ pub fn search(input: &SearchInput, strategy: Strategy, progress: &dyn Progress) 
         probes,
         wall_s: started.elapsed().as_secs_f64(),
         budget_met,
-        budget: describe_bounds(bounds),
+        budget: bounds.describe(),
         misses: bounds.misses(&record.metrics),
         plan: plan.summary(|n| input.macs.get(n).copied()),
         metrics: record.metrics.clone(),
@@ -365,26 +365,6 @@ fn prune(evaluator: &mut Evaluator, mut plan: Plan, fallen: &[String]) -> Result
         }
     }
     Ok(plan)
-}
-
-fn describe_bounds(b: &crate::simulate::Bounds) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(v) = b.cosine {
-        out.push(format!("cosine >= {v}"));
-    }
-    if let Some(v) = b.sqnr_db {
-        out.push(format!("sqnr_db >= {v}"));
-    }
-    if let Some(v) = b.argmax_agreement {
-        out.push(format!("argmax_agreement >= {v}"));
-    }
-    if let Some((min, t)) = b.mask_iou {
-        out.push(format!("mask_iou >= {min} (threshold {t})"));
-    }
-    if let Some(v) = b.max_abs {
-        out.push(format!("max_abs <= {v}"));
-    }
-    out
 }
 
 /// Metrics as a short line, for logs.

@@ -74,11 +74,32 @@ impl Bounds {
     pub fn is_met(&self, metrics: &Metrics) -> bool {
         self.misses(metrics).is_empty()
     }
+
+    /// The bounds in words, e.g. `cosine >= 0.99`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(v) = self.cosine {
+            out.push(format!("cosine >= {v}"));
+        }
+        if let Some(v) = self.sqnr_db {
+            out.push(format!("sqnr_db >= {v}"));
+        }
+        if let Some(v) = self.argmax_agreement {
+            out.push(format!("argmax_agreement >= {v}"));
+        }
+        if let Some((min, t)) = self.mask_iou {
+            out.push(format!("mask_iou >= {min} (threshold {t})"));
+        }
+        if let Some(v) = self.max_abs {
+            out.push(format!("max_abs <= {v}"));
+        }
+        out
+    }
 }
 
 /// Accuracy against FP32 (the `metrics {…}` of the JSON outputs): aggregated over the evaluation samples, and the
 /// worst over the model's outputs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub cosine: f64,
     pub sqnr_db: f64,
@@ -86,7 +107,7 @@ pub struct Metrics {
     /// Over the last axis; null when it has a single element.
     pub argmax_agreement: Option<f64>,
     /// Only when the budget names `mask_iou`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask_iou: Option<f64>,
 }
 
@@ -247,6 +268,11 @@ impl Simulator {
 
     pub fn sample_count(&self) -> usize {
         self.samples.len()
+    }
+
+    /// The model's outputs, in the order of each sample's tensors.
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
     }
 
     /// The FP32 outputs, per sample.

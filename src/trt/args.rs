@@ -308,6 +308,17 @@ pub fn profile_args(version: TrtVersion, req: &ProfileRequest) -> Result<Vec<Str
 
 /// Up to 10.x, profiling in the timed run withholds the performance summary (§2.5); 11.x always profiles in a
 /// run of its own, and the flag is a no-op there.
+/// A timing run of a built engine: trtexec's default warm-up and duration on random inputs (timing does not depend
+/// on the values), whose performance summary gives the latency that the budget is checked against.
+pub fn timing_args(
+    version: TrtVersion,
+    engine: &Path,
+    dla_core: Option<u32>,
+    shapes: &[(String, Vec<usize>)],
+) -> Result<Vec<String>, ArgsError> {
+    load_engine_args(FlagSet::of(version)?, engine, dla_core, shapes)
+}
+
 fn separate_profile_run(set: FlagSet) -> Option<String> {
     (set != FlagSet::Trt11).then(|| "--separateProfileRun".to_string())
 }

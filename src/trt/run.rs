@@ -235,6 +235,40 @@ pub fn run_trtexec(
     })
 }
 
+/// How the publish hook ended.
+#[derive(Debug)]
+pub struct HookOutcome {
+    pub end: RunEnd,
+    pub elapsed: Duration,
+}
+
+impl HookOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.end == RunEnd::Exited(0)
+    }
+}
+
+/// Runs the daemon's publish hook, `/bin/sh -c COMMAND_LINE` with `envs`, under the same supervision as trtexec:
+/// its own process group, killed as a group at `timeout` or on `cancel`, its output appended to `log_path`.
+pub fn run_hook(
+    command_line: &str,
+    envs: &[(&str, String)],
+    log_path: &Path,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<HookOutcome, RunError> {
+    let log_error = |source| RunError::Log { path: log_path.to_path_buf(), source };
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(log_error)?;
+    let sink = Arc::new(Mutex::new(Sink::new(Out::File(BufWriter::new(file)))));
+    let shell = Path::new("/bin/sh");
+    let finished = supervise_with_env(shell, &["-c".to_string(), command_line.to_string()], envs, &sink, timeout, cancel)?;
+    let note = format!("precisiond: hook `{command_line}` {}\n", finished.end);
+    let mut s = lock(&sink);
+    s.append(Stream::Note, note.as_bytes());
+    s.close().map_err(log_error)?;
+    Ok(HookOutcome { end: finished.end, elapsed: finished.elapsed })
+}
+
 /// The version of the TensorRT behind `trtexec`, from the banner `trtexec --help` prints first
 /// (`&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec --help`). trtexec has no `--version`, and `--help`
 /// returns before any CUDA or TensorRT initialisation, so it is the cheapest run that prints the banner.
@@ -302,7 +336,19 @@ fn supervise(
     timeout: Duration,
     cancel: &AtomicBool,
 ) -> Result<Finished, RunError> {
+    supervise_with_env(trtexec, args, &[], sink, timeout, cancel)
+}
+
+fn supervise_with_env(
+    trtexec: &Path,
+    args: &[String],
+    envs: &[(&str, String)],
+    sink: &Arc<Mutex<Sink>>,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<Finished, RunError> {
     let mut command = Command::new(trtexec);
+    command.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let start = Instant::now();
     let child = command.spawn().map_err(|e| spawn_error(trtexec, e))?;
