@@ -15,6 +15,7 @@
 
 pub mod manifest;
 pub mod samples;
+pub mod sign;
 
 use std::collections::HashMap;
 use std::fs;
