@@ -11,6 +11,7 @@ message on stderr and exits 1. A model that fails a check is a result ({"ok": fa
   judge.py run M.onnx IN.npz OUT.npz [--opt none|basic|extended|all]
   judge.py accuracy M.onnx X.npy Y.npy [--opt none|basic|extended|all]
   judge.py versions
+  judge.py prometheus FILE|-          (Prometheus text exposition, parsed by prometheus_client's own parser)
 """
 import argparse
 import json
@@ -251,6 +252,27 @@ def cmd_versions(_args):
             "python": sys.version.split()[0]}
 
 
+def _number(v):
+    # JSON has no Inf/NaN; the exposition format does.
+    return v if v == v and v not in (float("inf"), float("-inf")) else repr(v)
+
+
+def cmd_prometheus(args):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        _need_file(args.file)
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+    families = []
+    for fam in text_string_to_metric_families(text):
+        samples = [{"name": s.name, "labels": dict(s.labels), "value": _number(s.value)} for s in fam.samples]
+        families.append({"name": fam.name, "type": fam.type, "help": fam.documentation, "samples": samples})
+    return {"families": families}
+
+
 def main(argv):
     ap = argparse.ArgumentParser(prog="judge.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -278,6 +300,9 @@ def main(argv):
     p.set_defaults(fn=cmd_accuracy)
     p = sub.add_parser("versions")
     p.set_defaults(fn=cmd_versions)
+    p = sub.add_parser("prometheus")
+    p.add_argument("file", help="the exposition text, or - for stdin")
+    p.set_defaults(fn=cmd_prometheus)
 
     try:
         args = ap.parse_args(argv)

@@ -1,15 +1,21 @@
 //! The command line: argument types (clap), one module per subcommand, and the exit code.
 //! Every command calls library functions; nothing here computes what the daemon would need too.
 
+mod build;
 mod bundle;
 mod calibrate;
+mod check_config;
 mod device;
 mod export;
 mod inspect;
+mod keygen;
 mod parse_trtexec;
 mod progress;
+mod run;
 mod search;
 mod simulate;
+mod status;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,15 +37,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Build(build::Args),
     Bundle(bundle::Args),
     Calibrate(calibrate::Args),
+    #[command(name = "check-config")]
+    CheckConfig(check_config::Args),
     Device(device::Args),
     Export(export::Args),
     Inspect(inspect::Args),
+    Keygen(keygen::Args),
     #[command(name = "parse-trtexec")]
     ParseTrtexec(parse_trtexec::Args),
+    Run(run::Args),
     Search(search::Args),
     Simulate(simulate::Args),
+    Status(status::Args),
+    Verify(verify::Args),
 }
 
 /// Runs the command line and renders any failure; returns the process exit code.
@@ -53,14 +66,20 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Build(args) => build::run(args),
         Command::Bundle(args) => bundle::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
         Command::Device(args) => device::run(args),
         Command::Export(args) => export::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Keygen(args) => keygen::run(args),
         Command::ParseTrtexec(args) => parse_trtexec::run(args),
+        Command::Run(args) => run::run(args),
         Command::Search(args) => search::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

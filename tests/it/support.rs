@@ -118,3 +118,32 @@ pub fn bundle(name: &str) -> PathBuf {
     }
     dir
 }
+
+/// The trtexec stand-in (`examples/trtexec_standin.rs`), next to this test binary: `target/<profile>/deps/it-<hash>`
+/// → `target/<profile>/examples/trtexec_standin`. `cargo test` builds examples, but `cargo test --test it` does not.
+pub fn trtexec_standin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps");
+    let path = profile.join("examples").join("trtexec_standin");
+    assert!(
+        path.exists(),
+        "missing the trtexec stand-in {}: build it with `cargo build --release --examples` (`cargo test --test it` \
+         builds no examples)",
+        path.display()
+    );
+    path
+}
+
+/// The example application `examples/live_consumer.rs`, found like [`trtexec_standin`].
+pub fn live_consumer() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps");
+    let path = profile.join("examples").join("live_consumer");
+    assert!(
+        path.exists(),
+        "missing the example consumer {}: build it with `cargo build --release --examples` (`cargo test --test it` \
+         builds no examples)",
+        path.display()
+    );
+    path
+}
