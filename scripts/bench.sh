@@ -195,4 +195,8 @@ PY
 done
 echo
 
+echo "== daemon at rest (scripts/bench_daemon.sh)"
+bash scripts/bench_daemon.sh
+echo
+
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

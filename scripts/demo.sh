@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make demo`: the pipeline as far as it goes today, on a real model, with the CPU backend and local files only.
-# PP-OCRv4's text detector: inspect it, make a bundle of real text crops, seal it, calibrate INT8 scales, predict
-# the accuracy of all-INT8, search the layers that must leave INT8, and export the strongly typed ONNX.
+# `make demo`: the whole pipeline on a real model, with the CPU backend and local files only. PP-OCRv4's text
+# detector and real crops of a scanned page become a sealed bundle; the daemon runs in a temporary folder, takes
+# the bundle from its inbox, calibrates, searches the layers that must leave INT8, builds, verifies against FP32 and
+# publishes the engine to live/<model>; the status endpoint shows it; then the daemon stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/release/precisiond
-WORK=.cache/demo
+BIN="$PWD/target/release/precisiond"
+WORK="$PWD/.cache/demo"
+PORT="${PRECISIOND_DEMO_PORT:-19464}"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -18,21 +20,48 @@ step "a bundle: the model, a precision spec, 16 calibration and 8 evaluation cro
 sed -n '/^\[budget\]/,/^$/p' "$WORK/bundles/det/precision.toml"
 "$BIN" bundle seal "$WORK/bundles/det"
 
-step "calibrate: entropy calibration, streamed (scales.json + a TensorRT calibration cache)"
-"$BIN" calibrate "$WORK/bundles/det" --out "$WORK/out"
-head -n 3 "$WORK/out/calib.cache"
+step "the daemon: cpu backend, state in $WORK/state, status on 127.0.0.1:$PORT"
+cat >"$WORK/config.toml" <<EOF
+inbox = "inbox"
+state_dir = "state"
+backend = "cpu"
+[status]
+listen = "127.0.0.1:$PORT"
+EOF
+"$BIN" check-config "$WORK/config.toml" | head -n 1
+"$BIN" run --config "$WORK/config.toml" 2>"$WORK/daemon.log" &
+DAEMON=$!
+trap 'kill "$DAEMON" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q '^precisiond: ready' "$WORK/daemon.log" && break; sleep 0.2; done
+grep '^precisiond: ready' "$WORK/daemon.log"
 
-step "simulate: every quantizable layer in INT8, predicted on the CPU against FP32"
-"$BIN" simulate "$WORK/bundles/det" --scales "$WORK/out/scales.json" 2>/dev/null
+step "drop the bundle into the inbox; the daemon calibrates, searches, builds, verifies and publishes"
+mv "$WORK/bundles/det" "$WORK/inbox/det"
+tail -n +2 -f "$WORK/daemon.log" &
+TAIL=$!
+for _ in $(seq 1200); do
+    [ -e "$WORK/state/live/det" ] && break
+    grep -q 'det: job .* failed' "$WORK/daemon.log" && break
+    sleep 0.5
+done
+sleep 0.3
+kill "$TAIL" 2>/dev/null || true
+wait "$TAIL" 2>/dev/null || true
+if [ ! -e "$WORK/state/live/det" ]; then
+    echo "the job did not go live; see $WORK/daemon.log" >&2
+    exit 1
+fi
 
-step "export: the strongly typed ONNX (Q/DQ for INT8 layers) that TensorRT builds"
-"$BIN" export "$WORK/bundles/det" --scales "$WORK/out/scales.json" --out "$WORK/out/det.int8.onnx"
+step "status endpoint (precisiond status)"
+"$BIN" status --url "http://127.0.0.1:$PORT"
 
-step "search: the layers that must leave INT8 for the budget (cosine >= 0.99, mask IoU >= 0.95)"
-"$BIN" search "$WORK/bundles/det" --scales "$WORK/out/scales.json" --out "$WORK/search"
+step "stop the daemon (SIGTERM)"
+kill -TERM "$DAEMON"
+wait "$DAEMON" || true
+trap - EXIT
 
-step "export: the chosen mixed plan"
-"$BIN" export "$WORK/bundles/det" --scales "$WORK/out/scales.json" --plan "$WORK/search/plan.toml" --out "$WORK/out/det.mixed.onnx"
-
-printf '\nOpen %s in a browser for the per-layer sensitivity and the plans tried.\n' "$WORK/search/report.html"
-printf 'Building and verifying the engine on the device (tensorrt or cpu backend) comes next: `precisiond build`.\n'
+LIVE="$WORK/state/live/det"
+VERDICT=$(.venv/bin/python -c 'import json,sys; v=json.load(open(sys.argv[1])); m=v["metrics"]; print(v["verdict"], "- cosine %.4f, mask IoU %s" % (m["cosine"], "%.4f" % m["mask_iou"] if m.get("mask_iou") is not None else "n/a"))' "$LIVE/verify.json")
+printf '\nlive engine:   %s -> %s\n' "$LIVE/model.onnx" "$(readlink -f "$LIVE")"
+printf 'verdict:       %s\n' "$VERDICT"
+printf 'search report: %s (open report.html beside it in a browser)\n' "$(readlink -f "$LIVE")/report.svg"
