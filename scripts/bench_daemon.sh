@@ -11,10 +11,12 @@ printf 'inbox = "inbox"\nstate_dir = "state"\nbackend = "cpu"\n[status]\nlisten 
 PID=$!
 for _ in $(seq 50); do grep -q 'ready:' "$WORK/log" && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
+# Anonymous (the heap: what the daemon holds) and file-backed (the binary's code pages, shared and reclaimable).
+split() { awk '/RssAnon/ {a=$2} /RssFile/ {f=$2} END {printf "anonymous %d kB, file-backed %d kB", a, f}' "/proc/$PID/status"; }
 ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 sleep 2
 RSS_IDLE=$(rss); T0=$(ticks); sleep 10; T1=$(ticks)
-echo "idle after start:  RSS $((RSS_IDLE / 1024)) MiB ($RSS_IDLE kB); CPU $((T1 - T0)) ticks in 10 s"
+echo "idle after start:  RSS $((RSS_IDLE / 1024)) MiB ($RSS_IDLE kB: $(split)); CPU $((T1 - T0)) ticks in 10 s"
 .venv/bin/python scripts/make_bundles.py "$WORK/bundles" --only digits >/dev/null
 "$BIN" bundle seal "$WORK/bundles/digits" >/dev/null
 LANDED=$(date +%s.%N)
@@ -25,4 +27,4 @@ for _ in $(seq 600); do [ -e "$WORK/state/live/digits" ] && break; sleep 0.1; do
 echo "bundle landed -> accepted: $(awk "BEGIN { printf \"%.2f\", $ACCEPTED - $LANDED }") s (debounce 0.5 s); live: $([ -e "$WORK/state/live/digits" ] && echo yes || echo NO)"
 sleep 2
 RSS_AFTER=$(rss); T0=$(ticks); sleep 10; T1=$(ticks)
-echo "idle after a job:  RSS $((RSS_AFTER / 1024)) MiB ($RSS_AFTER kB); CPU $((T1 - T0)) ticks in 10 s"
+echo "idle after a job:  RSS $((RSS_AFTER / 1024)) MiB ($RSS_AFTER kB: $(split)); CPU $((T1 - T0)) ticks in 10 s"

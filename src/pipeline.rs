@@ -195,6 +195,23 @@ impl Job {
         Constraints { fixed: p.layers.clone().into_iter().collect(), keep: p.keep.clone() }
     }
 
+    /// What a search of this job needs besides the strategy; probes use 4 eval samples.
+    pub fn search_input<'a>(
+        &self,
+        simulator: &'a Simulator,
+        latency: LatencyModel,
+        macs: HashMap<String, u64>,
+    ) -> crate::search::SearchInput<'a> {
+        crate::search::SearchInput {
+            simulator,
+            constraints: self.constraints(),
+            latency,
+            macs,
+            probe_samples: 4,
+            bundle: self.bundle.dir().display().to_string(),
+        }
+    }
+
     /// The nominal latency model at the spec's input shapes, and each quantizable layer's MACs.
     pub fn latency_model(&self, inspection: Option<&Inspection>) -> (LatencyModel, HashMap<String, u64>) {
         let graph = self.model.graph();

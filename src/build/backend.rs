@@ -69,6 +69,8 @@ pub struct Built {
     pub profile: Option<ProfileExport>,
     /// The workspace the build ran with (the memory guard may shrink it).
     pub workspace_mib: u64,
+    /// The free memory the memory guard measured before the build, in MiB (None: nothing to measure).
+    pub free_mib: Option<u64>,
 }
 
 impl Backend {
@@ -134,7 +136,7 @@ impl Backend {
                     plan.count(crate::precision::Precision::Int8),
                     plan.count(crate::precision::Precision::Fp16),
                     plan.count(crate::precision::Precision::Fp32)).as_bytes())?;
-                Ok(Built { engine, log, profile: None, workspace_mib: 0 })
+                Ok(Built { engine, log, profile: None, workspace_mib: 0, free_mib: None })
             }
             Backend::TensorRt(t) => t.build(plan, inputs, work, profile, cancel),
         }
@@ -185,7 +187,7 @@ impl TensorRt {
                 (inputs.model.path().to_owned(), Mode::Implicit { calib_cache: cache, layer_flags })
             }
         };
-        let workspace_mib = guard_memory(inputs.fingerprint, inputs.workspace_mib)?;
+        let (workspace_mib, free_mib) = guard_memory(inputs.fingerprint, inputs.workspace_mib)?;
         let engine = work.join(TRT_ENGINE);
         let profile_path = profile.then(|| work.join(super::PROFILE_FILE));
         let request = BuildRequest {
@@ -207,7 +209,7 @@ impl TensorRt {
             return Err(BuildError::NoEngine { log: outcome.log_path });
         }
         let profile = profile_path.map(|path| super::read_profile(&path)).transpose()?;
-        Ok(Built { engine, log, profile, workspace_mib })
+        Ok(Built { engine, log, profile, workspace_mib, free_mib })
     }
 
     fn run(
@@ -264,10 +266,10 @@ pub fn latency_of(outcome: &RunOutcome) -> Option<LatencyMs> {
 
 /// The builder's workspace after the memory guard: the spec's when it fits, shrunk when it does not, refused when
 /// not even the minimum fits. Without a measurement (no GPU facts) the spec's workspace goes as asked.
-fn guard_memory(fingerprint: &Fingerprint, requested_mib: u64) -> Result<u64, BuildError> {
+fn guard_memory(fingerprint: &Fingerprint, requested_mib: u64) -> Result<(u64, Option<u64>), BuildError> {
     match device::memory::free_for_build(fingerprint, 0) {
-        Some(free) => Ok(device::memory::workspace_mib(requested_mib, free)?),
-        None => Ok(requested_mib),
+        Some(free) => Ok((device::memory::workspace_mib(requested_mib, free)?, Some(free / (1024 * 1024)))),
+        None => Ok((requested_mib, None)),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::precision::plan::PlanSummary;
 use crate::precision::{Plan, PlanError, Precision};
 use crate::progress::Progress;
 use crate::search::report::SearchReport;
-use crate::search::{SearchInput, Strategy};
+use crate::search::Strategy;
 use crate::simulate::{Metrics, SimulateError, Simulator};
 use crate::spec::Mode as SpecMode;
 
@@ -268,14 +268,7 @@ pub fn build_bundle(job: &Job, options: &BuildOptions, out: &Path, watch: &Watch
             latency = crate::pipeline::with_profiles(latency, ("all-FP16 profile", &profiles[0]), ("all-INT8 profile", &profiles[1]), &macs)?;
         }
         (watch.on_stage)(Stage::Searching, options.strategy.as_str());
-        let input = SearchInput {
-            simulator: &simulator,
-            constraints: job.constraints(),
-            latency,
-            macs,
-            probe_samples: 4,
-            bundle: job.bundle.dir().display().to_string(),
-        };
+        let input = job.search_input(&simulator, latency, macs);
         let outcome = crate::search::search(&input, options.strategy, watch.progress)?;
         check_cancel(watch)?;
         if !outcome.report.budget_met {
@@ -483,7 +476,7 @@ impl Context<'_> {
                     log.note(&format!("{label}: engine {} reused from the engine store", key.digest()));
                     counts.reused += 1;
                     counts.last_reused = true;
-                    return Ok((Some(Built { engine, log: PathBuf::new(), profile, workspace_mib: 0 }), key));
+                    return Ok((Some(Built { engine, log: PathBuf::new(), profile, workspace_mib: 0, free_mib: None }), key));
                 }
                 Err(Miss::Stale(why)) => log.note(&format!("{label}: stored engine {} not reused: {why}", key.digest())),
                 Err(Miss::Absent) => {}
@@ -502,6 +495,11 @@ impl Context<'_> {
             }
         };
         log.append_file(label, &built.log);
+        match built.free_mib {
+            Some(free) => log.note(&format!("{label}: memory guard: {free} MiB free, workspace {} MiB", built.workspace_mib)),
+            None if built.workspace_mib > 0 => log.note(&format!("{label}: memory guard: free memory not measurable (no GPU facts); workspace {} MiB as asked", built.workspace_mib)),
+            None => {}
+        }
         if built.workspace_mib > 0 {
             counts.workspace_mib = Some(built.workspace_mib);
         }

@@ -6,7 +6,7 @@ use crate::error::{Failure, Fault};
 use crate::pipeline::Job;
 use crate::precision::plan::PlanSummary;
 use crate::search::report::SearchReport;
-use crate::search::{SearchInput, Strategy, search};
+use crate::search::{Strategy, search};
 use crate::simulate::Metrics;
 
 /// Find the layers that must leave INT8 to meet the spec's accuracy budget, on CPU-simulated accuracy.
@@ -74,14 +74,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let (fp16, int8) = (read(fp16)?, read(int8)?);
         latency = crate::pipeline::with_profiles(latency, (&fp16.0, &fp16.1), (&int8.0, &int8.1), &macs)?;
     }
-    let input = SearchInput {
-        simulator: &simulator,
-        constraints: job.constraints(),
-        latency,
-        macs,
-        probe_samples: 4,
-        bundle: args.bundle.display().to_string(),
-    };
+    let input = job.search_input(&simulator, latency, macs);
     let mut outcome = search(&input, args.strategy, &progress)?;
     outcome.report.wall_s = started.elapsed().as_secs_f64();
     write_outputs(&args.out, &outcome.plan, &outcome.report)?;

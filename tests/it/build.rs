@@ -201,19 +201,6 @@ fn implicit_mode_builds_before_tensorrt_11_and_is_refused_on_it() {
     assert!(out.join("engine.plan").is_file(), "{stdout}{err}");
 }
 
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmdline).contains(needle)
-        {
-            found.push(pid);
-        }
-    }
-    found
-}
 
 #[test]
 fn a_build_that_times_out_or_is_killed_leaves_no_process_and_a_classified_failure() {
@@ -236,7 +223,7 @@ fn a_build_that_times_out_or_is_killed_leaves_no_process_and_a_classified_failur
     std::thread::sleep(std::time::Duration::from_millis(300));
     let bundle_text = bundle.to_string_lossy().into_owned();
     let staging = tmp.path().to_string_lossy().into_owned();
-    assert!(processes_mentioning(&staging).is_empty(), "a process of the build is still alive ({bundle_text})");
+    assert!(support::processes_mentioning(&staging).is_empty(), "a process of the build is still alive ({bundle_text})");
     assert_eq!(std::fs::read_to_string(previous.join("build.json")).unwrap(), "{}", "the previous folder is untouched");
 
     let mut cmd = support::precisiond();
@@ -249,5 +236,5 @@ fn a_build_that_times_out_or_is_killed_leaves_no_process_and_a_classified_failur
     assert!(err.contains("signal 9") || err.contains("SIGKILL"), "{err}");
     assert!(err.contains("hint:"), "{err}");
     assert_eq!(std::fs::read_to_string(previous.join("build.json")).unwrap(), "{}");
-    assert!(processes_mentioning(&staging).is_empty());
+    assert!(support::processes_mentioning(&staging).is_empty());
 }

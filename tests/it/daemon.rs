@@ -266,19 +266,6 @@ impl Daemon {
     }
 }
 
-/// Processes whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmdline).contains(needle)
-        {
-            found.push(pid);
-        }
-    }
-    found
-}
 
 #[test]
 fn sigterm_during_a_tensorrt_build_stops_within_seconds_with_no_child_left() {
@@ -295,11 +282,11 @@ fn sigterm_during_a_tensorrt_build_stops_within_seconds_with_no_child_left() {
     daemon.wait_for("a build to start", Duration::from_secs(120), |_| std::fs::read_to_string(&hang).unwrap_or_default().contains("--saveEngine"));
     std::thread::sleep(Duration::from_millis(500));
     let state = daemon.state().to_string_lossy().into_owned();
-    assert!(!processes_mentioning(&state).is_empty(), "the build runs");
+    assert!(!support::processes_mentioning(&state).is_empty(), "the build runs");
     let elapsed = daemon.stop();
     assert!(elapsed < Duration::from_secs(10), "stopped in {elapsed:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(processes_mentioning(&state).is_empty(), "a process of the build outlived the daemon");
+    assert!(support::processes_mentioning(&state).is_empty(), "a process of the build outlived the daemon");
 }
 
 /// A tiny upstream on loopback: records every POSTed body, answers 200.

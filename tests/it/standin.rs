@@ -450,33 +450,42 @@ fn a_build_with_a_profile_runs_inference_and_writes_it() {
 #[test]
 fn a_fragile_int8_layer_makes_the_engine_worse_than_the_simulation_predicts() {
     let dir = support::tempdir();
-    let fragile = cls().layer(10);
     let int8 = cls().uniform(Precision::Int8);
     let int8_onnx = cls().export(dir.path(), "int8", &int8);
-    let fp16_there = int8.with(&fragile, Precision::Fp16);
-    let fp16_onnx = cls().export(dir.path(), "fallback", &fp16_there);
     let v = version("10.3.0");
     let healthy = trtexec(dir.path(), "healthy", "10.3.0", &[]);
-    let broken = trtexec(dir.path(), "fragile", "10.3.0", &[("TRTEXEC_STANDIN_FRAGILE", &fragile)]);
     let samples = 4;
-    let mean_cosine = |exe: &Path, name: &str, onnx: &Path, plan: &Plan| {
+    let simulated_int8 = cls().simulate(&int8, samples);
+    // Mean cosine to the simulation, and how many samples keep the simulation's top class.
+    let compare = |exe: &Path, name: &str, onnx: &Path, simulated: &[Vec<f32>]| {
         let engine = build_explicit(exe, v, dir.path(), name, onnx);
-        let simulated = cls().simulate(plan, samples);
-        let total: f64 =
-            simulated.iter().enumerate().map(|(i, s)| cosine(s, &verify(exe, v, dir.path(), &engine, i))).sum();
-        total / samples as f64
+        let got: Vec<Vec<f32>> = (0..samples).map(|i| verify(exe, v, dir.path(), &engine, i)).collect();
+        let top = |x: &[f32]| x.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+        let mean = simulated.iter().zip(&got).map(|(s, g)| cosine(s, g)).sum::<f64>() / samples as f64;
+        (mean, simulated.iter().zip(&got).filter(|(s, g)| top(s) == top(g)).count())
     };
-    let as_simulated = mean_cosine(&healthy, "healthy", &int8_onnx, &int8);
-    let worse = mean_cosine(&broken, "fragile", &int8_onnx, &int8);
-    // The fallback precisiond would build: the same layer in FP16 is not fragile.
-    let fallback = mean_cosine(&broken, "fallback", &fp16_onnx, &fp16_there);
-    eprintln!(
-        "{fragile}: cosine to the simulation {as_simulated} healthy, {worse} fragile, {fallback} after the fallback"
-    );
+    let (as_simulated, _) = compare(&healthy, "healthy", &int8_onnx, &simulated_int8);
     assert!(1.0 - as_simulated <= 1e-3, "{as_simulated}");
-    assert!(1.0 - fallback <= 1e-3, "{fallback}");
-    // cls's budget is cosine 0.995 against FP32; a verification against the simulation must see this.
-    assert!(worse < 0.995, "FRAGILE={fragile} left the outputs at cosine {worse} to the simulation");
+    // An early conv, and a squeeze-excitation conv whose own damage fades in its bias-dominated HardSigmoid.
+    for fragile in [cls().layer(10), cls().layer(35)] {
+        let broken =
+            trtexec(dir.path(), &format!("fragile-{fragile}"), "10.3.0", &[("TRTEXEC_STANDIN_FRAGILE", &fragile)]);
+        let (worse, kept) = compare(&broken, &format!("fragile-{fragile}"), &int8_onnx, &simulated_int8);
+        // The fallback precisiond builds next: the same layer in FP16 is not fragile.
+        let fallback = int8.with(&fragile, Precision::Fp16);
+        let fallback_onnx = cls().export(dir.path(), &format!("fallback-{fragile}"), &fallback);
+        let (recovered, _) =
+            compare(&broken, &format!("fallback-{fragile}"), &fallback_onnx, &cls().simulate(&fallback, samples));
+        eprintln!(
+            "{fragile}: cosine to the simulation {worse} fragile ({kept}/{samples} top classes kept), {recovered} after the fallback"
+        );
+        // cls's budget is cosine 0.995 and argmax agreement 0.99: a verification must fail on either.
+        assert!(
+            worse < 0.995 && kept < samples,
+            "FRAGILE={fragile}: cosine {worse}, {kept}/{samples} top classes kept"
+        );
+        assert!(1.0 - recovered <= 1e-3, "{fragile} in FP16: {recovered}");
+    }
 }
 
 /// Processes of group `pgid` that are not zombies, from /proc.
@@ -652,28 +661,5 @@ fn flags_a_version_does_not_know_fail_with_its_unknown_option_error() {
         let skip =
             if text == "8.5.2" || flag == "--skipInference" { Vec::new() } else { vec!["--skipInference".to_string()] };
         assert_passed(&run(&exe, &[args, skip].concat(), &dir.path().join("known.log")), &format!("{text} {flag}"));
-    }
-}
-
-#[test]
-#[ignore]
-fn zz_experiment_fragile_strength() {
-    let dir = support::tempdir();
-    let n = 4;
-    let fp32 = cls().simulate(&cls().uniform(Precision::Fp32), n);
-    let v = version("10.3.0");
-    for (levels, gain) in [("3", "-1"), ("1", "4")] {
-        let mut worst = (String::new(), 0.0f64);
-        for k in 0..54 {
-            let layer = cls().layer(k);
-            let plan = cls().uniform(Precision::Fp16).with(&layer, Precision::Int8);
-            let onnx = cls().export(dir.path(), &format!("p{k}"), &plan);
-            let exe = trtexec(dir.path(), &format!("f{levels}-{gain}-{k}"), "10.3.0", &[("TRTEXEC_STANDIN_FRAGILE", &layer), ("TRTEXEC_STANDIN_FRAGILE_LEVELS_EXPERIMENT", levels), ("TRTEXEC_STANDIN_FRAGILE_GAIN_EXPERIMENT", gain)]);
-            let engine = build_explicit(&exe, v, dir.path(), &format!("f{levels}-{gain}-{k}"), &onnx);
-            let c: f64 = (0..n).map(|i| cosine(&fp32[i], &verify(&exe, v, dir.path(), &engine, i))).sum::<f64>() / n as f64;
-            eprintln!("levels {levels} gain {gain} layer {k} {layer}: cosine to fp32 {c}");
-            if c > worst.1 { worst = (layer.clone(), c); }
-        }
-        eprintln!("levels {levels} gain {gain}: weakest effect at {} -> {}", worst.0, worst.1);
     }
 }
