@@ -2444,7 +2444,7 @@ fn engine_layers(
                 tokens.join(" + ")
             };
             let macs = anchor_node
-                .and_then(|a| layer_macs(graph.node(a), &shape_of, |name| attr_i(&proto.node[a], name)))
+                .and_then(|a| layer_macs(graph.node(a), shape_of, |name| attr_i(&proto.node[a], name)))
                 .unwrap_or(0);
             let int8_anchor = anchor_node.is_some() && precision == "int8";
             let mut inputs: Vec<TensorMeta> = Vec::new();

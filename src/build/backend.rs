@@ -184,7 +184,12 @@ impl TensorRt {
                 let cache = work.join("calib.cache");
                 write_calibration_cache(inputs.scales, self.version, &cache)?;
                 let layer_flags = plan.trtexec_layer_flags()?;
-                (inputs.model.path().to_owned(), Mode::Implicit { calib_cache: cache, layer_flags })
+                // The FP32 model with every node carrying the name the flags use: TensorRT names an unnamed node
+                // itself, and --layerPrecisions would silently miss it.
+                let onnx = work.join("model.onnx");
+                let fp32 = Plan::uniform(&inputs.model.graph(), crate::precision::Precision::Fp32);
+                Model::from_proto(export(inputs.model, &fp32, inputs.scales, Flavor::Deploy)?, &onnx)?.save(&onnx)?;
+                (onnx, Mode::Implicit { calib_cache: cache, layer_flags })
             }
         };
         let (workspace_mib, free_mib) = guard_memory(inputs.fingerprint, inputs.workspace_mib)?;
