@@ -397,3 +397,35 @@ fn signatures_are_required_when_configured_and_unsafe_bundles_are_refused_always
     assert_eq!(refusals, 2, "each refused once");
     daemon.stop();
 }
+
+/// `systemd-analyze verify` on the unit, in a root that holds what it names: the host's units, /bin/kill for
+/// ExecReload, the binary at /usr/bin/precisiond and the man page for Documentation= (as installed by the package).
+#[test]
+fn the_systemd_unit_verifies_clean() {
+    let analyze = std::process::Command::new("systemd-analyze").arg("--version").output();
+    assert!(analyze.is_ok_and(|o| o.status.success()), "systemd-analyze is needed (Debian package systemd) to check the unit");
+    let tmp = support::tempdir();
+    let root = tmp.path();
+    let copy = |from: &Path, to: &str| {
+        let target = root.join(to);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from, &target).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    };
+    std::fs::create_dir_all(root.join("lib/systemd")).unwrap();
+    let status = std::process::Command::new("cp").arg("-a").arg("/lib/systemd/system").arg(root.join("lib/systemd/")).status();
+    assert!(status.is_ok_and(|s| s.success()), "copying the host's units");
+    copy(Path::new("/bin/kill"), "bin/kill");
+    copy(Path::new(env!("CARGO_BIN_EXE_precisiond")), "usr/bin/precisiond");
+    copy(&support::repo().join("packaging/precisiond.1"), "usr/share/man/man1/precisiond.1");
+    copy(&support::repo().join("packaging/config.toml"), "etc/precisiond/config.toml");
+    copy(&support::repo().join("systemd/precisiond.service"), "lib/systemd/system/precisiond.service");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.display()))
+        .arg("precisiond.service")
+        .env("MANPATH", root.join("usr/share/man"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.trim().is_empty(), "systemd-analyze verify:\n{text}");
+}
