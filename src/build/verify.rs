@@ -120,17 +120,6 @@ impl Verification {
     }
 }
 
-/// The median and 99th percentile of `values` (nearest rank), or None when empty.
-pub fn median_p99(values: &[f64]) -> Option<LatencyMs> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return None;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let rank = |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
-    Some(LatencyMs { median: rank(0.5), p99: rank(0.99) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,13 +163,5 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&unmeasured.to_json()).unwrap();
         assert_eq!(json["verdict"], "pass");
         assert!(json["latency_ms"].is_null());
-    }
-
-    #[test]
-    fn median_and_p99_by_nearest_rank() {
-        let values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(median_p99(&values), Some(LatencyMs { median: 50.0, p99: 99.0 }));
-        assert_eq!(median_p99(&[]), None);
-        assert_eq!(median_p99(&[2.0]), Some(LatencyMs { median: 2.0, p99: 2.0 }));
     }
 }

@@ -29,7 +29,7 @@ pub fn examine(dir: &Path, config: &Config) -> Intake {
     let opened = match bundle::open(dir) {
         Ok(opened) => opened,
         Err(e) if e.is_incomplete() => return Intake::NotReady(e.to_string()),
-        Err(e) => return Intake::Refused { model: Some(model), sha256: manifest_sha(dir), reason: chain(&e) },
+        Err(e) => return Intake::Refused { model: Some(model), sha256: manifest_sha(dir), reason: error_chain(&e) },
     };
     let sha256 = opened.manifest_sha256().to_owned();
     let refuse = |reason: String| Intake::Refused { model: Some(model.clone()), sha256: Some(sha256.clone()), reason };
@@ -40,7 +40,7 @@ pub fn examine(dir: &Path, config: &Config) -> Intake {
     if config.security.require_signature
         && let Err(e) = bundle::sign::verify_signature(dir, &config.security.trusted)
     {
-        return refuse(format!("signature required: {}", chain(&e)));
+        return refuse(format!("signature required: {}", error_chain(&e)));
     }
     Intake::Ready { model, sha256 }
 }
@@ -65,7 +65,7 @@ pub fn snapshot(dir: &Path, state_dir: &Path, model: &ModelName, sha256: &str) -
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(format!("{}: the copy does not verify: {}", dir.display(), chain(&e)));
+            return Err(format!("{}: the copy does not verify: {}", dir.display(), error_chain(&e)));
         }
     }
     let _ = std::fs::remove_dir_all(&target);
@@ -105,7 +105,8 @@ fn manifest_sha(dir: &Path) -> Option<String> {
     std::fs::read(dir.join("bundle.toml")).ok().map(|b| crate::build::engines::sha256_hex(&b))
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, for logs and events.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -117,8 +118,4 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    chain(e)
 }
