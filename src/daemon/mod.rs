@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::daemon::config::Config;
 use crate::daemon::intake::Intake;
 use crate::daemon::journal::{JobReason, JobRecord, JobState, Journal};
-use crate::daemon::state::{DaemonStatus, ModelStatus, Shared};
+use crate::daemon::state::{DaemonStatus, Shared};
 use crate::daemon::worker::{CANCEL_SHUTDOWN, CANCEL_SUPERSEDED, Cancel, Ended, WorkerContext, emit, log};
 use crate::device::Fingerprint;
 use crate::error::{Diagnose, Fault};
@@ -87,7 +87,7 @@ impl Diagnose for DaemonError {
 
 enum Message {
     Fs(notify::Result<notify::Event>),
-    JobDone { id: String, model: String, ended: Ended },
+    JobDone { record: Box<JobRecord>, ended: Ended },
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -221,7 +221,7 @@ impl Daemon {
                         self.note_fs_event(event);
                         debounce = Some(tokio::time::Instant::now() + self.config.debounce);
                     }
-                    Some(Message::JobDone { id, model, ended }) => self.job_done(&id, &model, ended),
+                    Some(Message::JobDone { record, ended }) => self.job_done(*record, ended),
                     None => break,
                 },
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
@@ -442,9 +442,8 @@ impl Daemon {
         let (id, model) = (record.id.clone(), record.model.clone());
         let job_cancel = cancel.clone();
         let thread = std::thread::Builder::new().name(format!("job-{model}")).spawn(move || {
-            let (id, model) = (record.id.clone(), record.model.clone());
-            let ended = worker::run_job(record, &ctx, &job_cancel);
-            let _ = tx.send(Message::JobDone { id, model, ended });
+            let (ended, record) = worker::run_job(record, &ctx, &job_cancel);
+            let _ = tx.send(Message::JobDone { record: Box::new(record), ended });
         });
         match thread {
             Ok(thread) => self.running = Some(Running { id, model, cancel, thread }),
@@ -452,20 +451,19 @@ impl Daemon {
         }
     }
 
-    fn job_done(&mut self, id: &str, model: &str, ended: Ended) {
-        if let Some(running) = self.running.take_if(|r| r.id == id) {
+    fn job_done(&mut self, record: JobRecord, ended: Ended) {
+        if let Some(running) = self.running.take_if(|r| r.id == record.id) {
             let _ = running.thread.join();
         }
-        if let Some(latest) = self.latest.get_mut(model)
-            && latest.id == id
-            && let Ok((records, _)) = self.journal.load()
-            && let Some(record) = records.into_iter().find(|r| r.id == id)
+        let model = record.model.clone();
+        if let Some(latest) = self.latest.get_mut(&model)
+            && latest.id == record.id
         {
             *latest = record;
         }
         if matches!(ended, Ended::Live | Ended::RolledBack) {
-            let keep: Vec<PathBuf> = self.live_bundles(model);
-            intake::prune_snapshots(&self.config.state_dir, model, &keep);
+            let keep: Vec<PathBuf> = self.live_bundles(&model);
+            intake::prune_snapshots(&self.config.state_dir, &model, &keep);
         }
         let _ = self.journal.prune(8);
         self.export_metrics();
@@ -592,19 +590,11 @@ impl Daemon {
         for model in models {
             let Ok(Some(version)) = self.store.live(&model) else { continue };
             let verify = self.store.verify_json(&model, version).ok().flatten();
-            entries.push((model.to_string(), ModelStatus {
-                live_version: Some(version.get()),
-                live_path: Some(self.store.live_path(&model)),
-                verdict: verify.as_ref().and_then(|v| v["verdict"].as_str().map(str::to_owned)),
-                metrics: verify.as_ref().map(|v| v["metrics"].clone()),
-                latency_ms: verify.as_ref().map(|v| v["latency_ms"].clone()).filter(|l| !l.is_null()),
-                job: None,
-                last_failure: None,
-            }));
+            entries.push((model.to_string(), version.get(), self.store.live_path(&model), verify));
         }
         self.shared.update(|s| {
-            for (name, status) in entries {
-                s.models.insert(name, status);
+            for (name, version, path, verify) in entries {
+                s.models.entry(name).or_default().set_live(version, path, verify.as_ref());
             }
         });
     }

@@ -61,6 +61,18 @@ pub struct ModelStatus {
     pub last_failure: Option<String>,
 }
 
+impl ModelStatus {
+    /// Records `version` as live at `path`, with its verify.json's verdict, metrics and latency (none when that
+    /// file could not be read).
+    pub fn set_live(&mut self, version: u64, path: PathBuf, verify: Option<&serde_json::Value>) {
+        self.live_version = Some(version);
+        self.live_path = Some(path);
+        self.verdict = verify.and_then(|v| v["verdict"].as_str().map(str::to_owned));
+        self.metrics = verify.map(|v| v["metrics"].clone());
+        self.latency_ms = verify.map(|v| v["latency_ms"].clone()).filter(|l| !l.is_null());
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct JobStatus {
     pub id: String,

@@ -14,7 +14,7 @@ use crate::daemon::journal::{JobRecord, JobState, Journal};
 use crate::daemon::state::{JobStatus, Shared};
 use crate::device::Fingerprint;
 use crate::pipeline::Job;
-use crate::report::event::{Event, EventKind, LatencyMs as EventLatency, Verdict as EventVerdict};
+use crate::report::event::{Event, EventKind};
 use crate::report::outbox::Outbox;
 use crate::search::Strategy;
 use crate::store::{ModelName, Store, Version};
@@ -73,15 +73,21 @@ impl Cancel {
     }
 }
 
-pub fn run_job(mut record: JobRecord, ctx: &WorkerContext, cancel: &Cancel) -> Ended {
+/// Runs one job to its end; the record comes back as the journal last saw it, for the main loop's view.
+pub fn run_job(mut record: JobRecord, ctx: &WorkerContext, cancel: &Cancel) -> (Ended, JobRecord) {
+    let ended = run_job_in(&mut record, ctx, cancel);
+    (ended, record)
+}
+
+fn run_job_in(record: &mut JobRecord, ctx: &WorkerContext, cancel: &Cancel) -> Ended {
     let model = match ModelName::new(&record.model) {
         Ok(m) => m,
-        Err(e) => return fail(&mut record, ctx, "intake", &e.to_string(), "input"),
+        Err(e) => return fail(record, ctx, "intake", &e.to_string(), "input"),
     };
     record.attempts += 1;
-    ctx.event(EventKind::Started {}, &record, None);
+    ctx.event(EventKind::Started {}, record, None);
     let started = Instant::now();
-    let result = build_and_publish(&mut record, &model, ctx, cancel);
+    let result = build_and_publish(record, &model, ctx, cancel);
     let ended = match result {
         Ok(ended) => ended,
         Err(JobFailure { stage, reason, class }) => {
@@ -94,14 +100,14 @@ pub fn run_job(mut record: JobRecord, ctx: &WorkerContext, cancel: &Cancel) -> E
                     _ => {
                         record.state = JobState::Superseded;
                         record.failure = Some("a newer bundle arrived".into());
-                        ctx.save(&record);
-                        ctx.event(EventKind::failed(stage, "superseded by a newer bundle", "superseded"), &record, None);
-                        ctx.finish_status(&record, None);
+                        ctx.save(record);
+                        ctx.event(EventKind::failed(stage, "superseded by a newer bundle", "superseded"), record, None);
+                        ctx.finish_status(record, None);
                         return Ended::Superseded;
                     }
                 }
             }
-            return fail(&mut record, ctx, &stage, &reason, &class);
+            return fail(record, ctx, &stage, &reason, &class);
         }
     };
     log(&format!("{}: job {} {} in {:.1} s", record.model, record.id, ended.as_str(), started.elapsed().as_secs_f64()));
@@ -177,9 +183,7 @@ fn build_and_publish(record: &mut JobRecord, model: &ModelName, ctx: &WorkerCont
     });
     let v = &outcome.verification;
     let metrics = metric_pairs(&v.metrics);
-    let verdict = if v.passed() { EventVerdict::Pass } else { EventVerdict::Fail };
-    let latency = v.latency_ms.map(|l| EventLatency { median: l.median, p99: l.p99 });
-    ctx.event(EventKind::verified(verdict, metrics.iter().map(|(k, v)| (*k, *v)), latency), record, None);
+    ctx.event(EventKind::verified(v.verdict, metrics.iter().map(|(k, v)| (*k, *v)), v.latency_ms), record, None);
     if !v.passed() {
         return Err(JobFailure { stage: "verifying".into(), reason: format!("verification failed: {}", v.reasons.join("; ")), class: "verification".into() });
     }
@@ -293,11 +297,7 @@ impl WorkerContext {
             m.job = None;
             m.last_failure = failure;
             if let Some((name, version)) = &live {
-                m.live_version = Some(version.get());
-                m.live_path = Some(self.store.live_path(name));
-                m.verdict = verify.as_ref().and_then(|v| v["verdict"].as_str().map(str::to_owned));
-                m.metrics = verify.as_ref().map(|v| v["metrics"].clone());
-                m.latency_ms = verify.as_ref().map(|v| v["latency_ms"].clone()).filter(|l| !l.is_null());
+                m.set_live(version.get(), self.store.live_path(name), verify.as_ref());
             }
             let outcome = match record.state {
                 JobState::Live => "live",

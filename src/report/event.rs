@@ -73,19 +73,8 @@ pub enum EventKind {
     BundleRefused { reason: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-}
-
-/// The verified engine's latency (as `verify.json`'s `latency_ms`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LatencyMs {
-    pub median: f64,
-    pub p99: f64,
-}
+/// An event's verdict and latency are verify.json's own, so the two cannot drift apart.
+pub use crate::build::verify::{LatencyMs, Verdict};
 
 impl EventKind {
     /// The `kind` string on the wire.

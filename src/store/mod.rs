@@ -416,14 +416,7 @@ impl Store {
 
     /// The model's complete versions, oldest first.
     pub fn versions(&self, model: &ModelName) -> Result<Vec<Version>, StoreError> {
-        let dir = self.model_dir(model);
-        let mut versions: Vec<Version> = list(&dir)?
-            .into_iter()
-            .filter(|(_, meta)| meta.is_dir())
-            .filter_map(|(name, _)| Version::from_dir_name(&name))
-            .collect();
-        versions.sort();
-        Ok(versions)
+        version_dirs(&self.model_dir(model))
     }
 
     /// The models with a folder under `engines/`, by name.
@@ -696,6 +689,17 @@ fn parse_link(target: &Path, model: &ModelName) -> Option<Version> {
 
 /// A folder's entries with their own metadata (links not followed); a missing folder has none. Names that are not
 /// UTF-8 are skipped: the store never writes one.
+/// The numbered version folders in `dir`, oldest first (temporary names and files are not versions).
+fn version_dirs(dir: &Path) -> Result<Vec<Version>, StoreError> {
+    let mut versions: Vec<Version> = list(dir)?
+        .into_iter()
+        .filter(|(_, meta)| meta.is_dir())
+        .filter_map(|(name, _)| Version::from_dir_name(&name))
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
 fn list(dir: &Path) -> Result<Vec<(String, fs::Metadata)>, StoreError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,

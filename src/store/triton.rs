@@ -18,7 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::fsx::{ensure_dir, io_err, remove_entry, rename, sync_dir, unique};
-use super::{Leftover, ModelName, Recovered, Recovery, StoreError, Version, list};
+use super::{Leftover, ModelName, Recovered, Recovery, StoreError, Version, list, version_dirs};
 
 pub const CONFIG: &str = "config.pbtxt";
 const STAGING_PREFIX: &str = ".precisiond-staging-";
@@ -183,13 +183,7 @@ impl TritonRepository {
 
     /// The version folders of `model` in the repository, oldest first.
     pub fn versions(&self, model: &ModelName) -> Result<Vec<Version>, StoreError> {
-        let mut versions: Vec<Version> = list(&self.root.join(model))?
-            .into_iter()
-            .filter(|(_, meta)| meta.is_dir())
-            .filter_map(|(name, _)| Version::from_dir_name(&name))
-            .collect();
-        versions.sort();
-        Ok(versions)
+        version_dirs(&self.root.join(model))
     }
 
     /// Removes every version folder of `model` not in `keep` (the store's versions after a prune); returns those
