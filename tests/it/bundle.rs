@@ -9,7 +9,7 @@ use precisiond::inputs::{ImageRecipe, load_input_file, read_npy, write_npy_file}
 use precisiond::model::Model;
 use precisiond::tensor::{Tensor, TensorData};
 
-use crate::support::{self, asset, run, tempdir};
+use crate::support::{self, asset, refused, run, tempdir};
 
 const CLS_SHAPE: [usize; 4] = [1, 3, 48, 192];
 
@@ -70,25 +70,12 @@ fn open_err(dir: &Path) -> BundleError {
     }
 }
 
-/// A refusal through the binary: exit 1, nothing on stdout, `error:` first, the named things in stderr.
-fn assert_refused(args: &[&dyn AsRef<std::ffi::OsStr>], says: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, 1, "exit code; stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.is_empty(), "nothing on stdout: {out}");
-    assert!(err.starts_with("error: "), "{err}");
-    for needle in says {
-        assert!(err.contains(needle), "stderr should say {needle:?}:\n{err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
-
 #[test]
 fn seal_writes_a_starter_then_seals_and_open_streams_samples_into_the_model() {
     let root = tempdir();
     let dir = cls_folder(root.path());
 
-    let err = assert_refused(
+    let err = refused(
         &[&"bundle", &"seal", &dir],
         &["wrote a starter", "precision.toml:", "inputs.x.shape: dimension 0 is still the placeholder \"?\"", "hint: "],
     );
@@ -266,7 +253,7 @@ fn symlinks_and_special_files_are_refused_by_name() {
         e.to_string(),
         format!("{}: a symbolic link; a bundle holds only regular files and folders", link.display())
     );
-    assert_refused(&[&"bundle", &"seal", &dir], &[&link.display().to_string(), "symbolic link", "hint: copy the file"]);
+    refused(&[&"bundle", &"seal", &dir], &[&link.display().to_string(), "symbolic link", "hint: copy the file"]);
     std::fs::remove_file(&link).unwrap();
 
     // A linked folder is refused too: nothing inside a bundle may point outside it.
@@ -278,7 +265,7 @@ fn symlinks_and_special_files_are_refused_by_name() {
     let fifo = dir.join("calib/pipe.npy");
     let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
     assert!(status.success());
-    assert_refused(&[&"bundle", &"seal", &dir], &[&format!("{}: a named pipe", fifo.display())]);
+    refused(&[&"bundle", &"seal", &dir], &[&format!("{}: a named pipe", fifo.display())]);
     std::fs::remove_file(&fifo).unwrap();
     bundle::open(&dir).unwrap_or_else(|e| panic!("{e}"));
 }
@@ -315,7 +302,7 @@ fn empty_calib_is_refused_by_seal_and_open() {
     let sealed = std::fs::read_to_string(dir.join("bundle.toml")).unwrap();
     std::fs::remove_dir_all(dir.join("calib")).unwrap();
     std::fs::create_dir(dir.join("calib")).unwrap();
-    assert_refused(
+    refused(
         &[&"bundle", &"seal", &dir],
         &[&format!("{}: no calibration samples", dir.display()), "hint: put calibration inputs under calib/"],
     );
@@ -335,7 +322,7 @@ fn calib_and_eval_sharing_a_file_is_refused_naming_both() {
     fill_placeholders_after_starter(&dir);
     let copy_in_eval = dir.join("eval/same_as_one.npy");
     copy(&dir.join("calib/one.npy"), &copy_in_eval);
-    assert_refused(
+    refused(
         &[&"bundle", &"seal", &dir],
         &[
             &format!("{} and {} have the same content", dir.join("calib/one.npy").display(), copy_in_eval.display()),
@@ -356,7 +343,7 @@ fn a_spec_typo_fails_seal_at_the_workstation() {
     let dir = cls_folder(root.path());
     let spec = "[precision]\ndefault = \"int8\"\n\n[budget]\ncosin = 0.99\n\n[inputs.x]\nshape = [1, 3, 48, 192]\n";
     support::write(&dir.join("precision.toml"), spec.as_bytes());
-    let err = assert_refused(
+    let err = refused(
         &[&"bundle", &"seal", &dir],
         &[&format!(
             "{}:5: unknown key `cosin` in [budget]; did you mean `cosine`?",
@@ -369,14 +356,14 @@ fn a_spec_typo_fails_seal_at_the_workstation() {
     // A spec that parses but does not fit the model: its input is 3-channel.
     let spec = "[budget]\ncosine = 0.99\n\n[inputs.x]\nshape = [1, 1, 48, 192]\n";
     support::write(&dir.join("precision.toml"), spec.as_bytes());
-    assert_refused(
+    refused(
         &[&"bundle", &"seal", &dir],
         &["precision.toml:5: inputs.x.shape [1, 1, 48, 192]", "dimension 1 is 3 in the model"],
     );
     // And one naming an input the model does not have.
     let spec = "[budget]\ncosine = 0.99\n\n[inputs.image]\nshape = [1, 3, 48, 192]\n";
     support::write(&dir.join("precision.toml"), spec.as_bytes());
-    assert_refused(
+    refused(
         &[&"bundle", &"seal", &dir],
         &["precision.toml:4: [inputs.image] names no input of the model (its inputs: `x`)"],
     );
@@ -389,7 +376,7 @@ fn samples_of_the_wrong_shape_or_not_finite_are_named() {
     fill_placeholders_after_starter(&dir);
     let wrong = dir.join("calib/wrong.npy");
     write_f32(&wrong, vec![1, 3, 192, 48], vec![0.0; 3 * 192 * 48]);
-    assert_refused(
+    refused(
         &[&"bundle", &"seal", &dir],
         &[&format!(
             "{}: shape 1x3x192x48 does not fit input `x`: expected 1x3x48x192, or Kx3x48x192 for K samples",
@@ -399,11 +386,11 @@ fn samples_of_the_wrong_shape_or_not_finite_are_named() {
     std::fs::remove_file(&wrong).unwrap();
     let notes = dir.join("eval/notes.txt");
     support::write(&notes, b"eval set v2");
-    assert_refused(&[&"bundle", &"seal", &dir], &[&format!("{}: unsupported sample file", notes.display())]);
+    refused(&[&"bundle", &"seal", &dir], &[&format!("{}: unsupported sample file", notes.display())]);
     std::fs::remove_file(&notes).unwrap();
     let ints = dir.join("eval/ints.npy");
     write_npy_file(&ints, &Tensor::new(CLS_SHAPE.to_vec(), TensorData::I64(vec![0; 3 * 48 * 192])).unwrap()).unwrap();
-    assert_refused(
+    refused(
         &[&"bundle", &"seal", &dir],
         &[&format!("{}: dtype int64 does not fit input `x`, which is float32", ints.display())],
     );
@@ -434,7 +421,7 @@ fn digits_arrays_hold_k_samples_per_file_in_order() {
     copy(&support::model("digits_cnn"), &dir.join("model.onnx"));
     copy(&asset("data/digits_train_x.npy"), &dir.join("calib/digits_train_x.npy"));
     copy(&asset("data/digits_test_x.npy"), &dir.join("eval/digits_test_x.npy"));
-    let err = assert_refused(&[&"bundle", &"seal", &dir], &["wrote a starter", "placeholder"]);
+    let err = refused(&[&"bundle", &"seal", &dir], &["wrote a starter", "placeholder"]);
     assert!(err.contains("inputs.x.shape: dimension 0"), "only the batch is open in [?,1,8,8]:\n{err}");
     let spec = dir.join("precision.toml");
     let text = std::fs::read_to_string(&spec).unwrap();
@@ -481,11 +468,11 @@ fn digits_arrays_hold_k_samples_per_file_in_order() {
 #[test]
 fn seal_refuses_a_folder_without_a_model() {
     let root = tempdir();
-    assert_refused(&[&"bundle", &"seal", &root.path().join("nope")], &["no such bundle folder"]);
+    refused(&[&"bundle", &"seal", &root.path().join("nope")], &["no such bundle folder"]);
     let dir = root.path().join("empty");
     std::fs::create_dir(&dir).unwrap();
-    assert_refused(&[&"bundle", &"seal", &dir], &[&format!("{}: no model.onnx", dir.display())]);
+    refused(&[&"bundle", &"seal", &dir], &[&format!("{}: no model.onnx", dir.display())]);
     support::write(&dir.join("model.onnx"), b"not a model");
-    assert_refused(&[&"bundle", &"seal", &dir], &["model.onnx is not a valid ONNX model"]);
+    refused(&[&"bundle", &"seal", &dir], &["model.onnx is not a valid ONNX model"]);
     assert!(!dir.join("precision.toml").exists(), "no starter for a model that does not load");
 }

@@ -330,10 +330,8 @@ fn upstream(listener: std::net::TcpListener, bodies: Arc<Mutex<Vec<String>>>) {
 #[test]
 fn events_wait_in_the_outbox_while_upstream_is_down_then_all_arrive_once() {
     let tmp = support::tempdir();
-    // A port that nothing listens on yet.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
+    let port = support::ReservedPort::new();
+    let addr = port.addr;
     let extra = format!("[upstream]\nurl = \"http://{addr}/v1/events\"\n");
     let daemon = Daemon::start(tmp.path(), &extra, &[]);
     drop_bundle(&daemon, "digits", "digits", None);
@@ -342,7 +340,7 @@ fn events_wait_in_the_outbox_while_upstream_is_down_then_all_arrive_once() {
     assert!(waiting.iter().any(|e| e["kind"] == "verified"), "{waiting:?}");
 
     let bodies = Arc::new(Mutex::new(Vec::new()));
-    upstream(std::net::TcpListener::bind(addr).unwrap(), bodies.clone());
+    upstream(port.listen(), bodies.clone());
     let ids = |bodies: &[String]| -> Vec<String> {
         bodies
             .iter()

@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::support::{self, run, tempdir};
+use crate::support::{self, refused, run, tempdir};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -39,19 +39,6 @@ fn sign(dir: &Path, key: &Path) {
     let (code, out, err) = run(&[&"bundle", &"sign", &dir, &"--key", &key]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("bundle.toml.sig: key "), "{out}");
-}
-
-/// A refusal: exit 1, nothing on stdout, `error:` first, every needle in stderr.
-fn refused(args: &[&dyn AsRef<std::ffi::OsStr>], says: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, 1, "exit code; stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.is_empty(), "nothing on stdout: {out}");
-    assert!(err.starts_with("error: "), "{err}");
-    for needle in says {
-        assert!(err.contains(needle), "stderr should say {needle:?}:\n{err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-    err
 }
 
 #[test]

@@ -28,9 +28,9 @@ use precisiond::trt::parse::{
     parse_export_profile, read_text,
 };
 use precisiond::trt::plan_header::read_plan_header;
-use precisiond::trt::run::{RunEnd, RunError, RunOutcome, detect_trtexec_version, run_trtexec};
+use precisiond::trt::run::{RunEnd, RunOutcome, detect_trtexec_version, run_trtexec};
 
-use crate::support;
+use crate::support::{self, live_members, retry_busy};
 
 /// PRODUCT.md's TensorRT versions: JetPack 5.1 (8.5), 6.0 (8.6), 6.1/6.2 (10.3), 7.x (10.13), 7.2.2+ (11.4).
 const VERSIONS: [&str; 5] = ["8.5.2", "8.6.2", "10.3.0", "10.13.3", "11.4.1"];
@@ -134,20 +134,6 @@ fn trtexec(dir: &Path, name: &str, version: &str, env: &[(&str, &str)]) -> PathB
     fs::write(&path, script).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path
-}
-
-/// Another test's fork can hold a just-written script open for writing until that child's exec, and exec then
-/// fails with ETXTBSY; it passes in a moment (as in tests/it/trt_run.rs).
-fn retry_busy<T>(mut f: impl FnMut() -> Result<T, RunError>) -> Result<T, RunError> {
-    for _ in 0..100 {
-        match f() {
-            Err(RunError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::ExecutableFileBusy => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-    f()
 }
 
 fn run_for(exe: &Path, args: &[String], log: &Path, timeout: Duration) -> RunOutcome {
@@ -486,22 +472,6 @@ fn a_fragile_int8_layer_makes_the_engine_worse_than_the_simulation_predicts() {
         );
         assert!(1.0 - recovered <= 1e-3, "{fragile} in FP16: {recovered}");
     }
-}
-
-/// Processes of group `pgid` that are not zombies, from /proc.
-fn live_members(pgid: i32) -> Vec<i32> {
-    let mut live = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses, so split after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            live.push(pid);
-        }
-    }
-    live
 }
 
 fn alive(pid: i32) -> bool {

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use precisiond::daemon::state::{DaemonStatus, JobStatus, ModelStatus, Shared};
 use precisiond::daemon::status;
 
-use crate::support::{judge, run, tempdir};
+use crate::support::{ReservedPort, judge, run, tempdir};
 
 /// Two models: `det` live (v3, verified, measured), `rec` with nothing live yet and its first job building.
 fn realistic() -> DaemonStatus {
@@ -302,14 +302,10 @@ async fn the_status_command_asks_the_address_of_the_configuration() {
     served.stop().await;
 }
 
-/// A loopback port nobody listens on (bound, then let go).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn the_status_command_without_a_daemon_exits_2_with_a_hint() {
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.addr.port();
     let dir = tempdir();
     let config = dir.path().join("config.toml");
     std::fs::write(&config, format!("[status]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();

@@ -1,7 +1,11 @@
-//! Shared test support: where the fetched assets and the judge venv are, running the binary, asking the judges.
+//! Shared test support: where the fetched assets and the judge venv are, running the binary, asking the judges, and
+//! the helpers more than one test file needs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use precisiond::trt::run::RunError;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -119,33 +123,29 @@ pub fn bundle(name: &str) -> PathBuf {
     dir
 }
 
-/// The trtexec stand-in (`examples/trtexec_standin.rs`), next to this test binary: `target/<profile>/deps/it-<hash>`
-/// → `target/<profile>/examples/trtexec_standin`. `cargo test` builds examples, but `cargo test --test it` does not.
-pub fn trtexec_standin() -> PathBuf {
+/// An example program next to this test binary: `target/<profile>/deps/it-<hash>` → `target/<profile>/examples/NAME`.
+/// `cargo test` builds examples, but `cargo test --test it` does not.
+fn example(name: &str, what: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile = exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps");
-    let path = profile.join("examples").join("trtexec_standin");
+    let path = profile.join("examples").join(name);
     assert!(
         path.exists(),
-        "missing the trtexec stand-in {}: build it with `cargo build --release --examples` (`cargo test --test it` \
+        "missing {what} {}: build it with `cargo build --release --examples` (`cargo test --test it` \
          builds no examples)",
         path.display()
     );
     path
 }
 
-/// The example application `examples/live_consumer.rs`, found like [`trtexec_standin`].
+/// The trtexec stand-in (`examples/trtexec_standin.rs`).
+pub fn trtexec_standin() -> PathBuf {
+    example("trtexec_standin", "the trtexec stand-in")
+}
+
+/// The example application `examples/live_consumer.rs`.
 pub fn live_consumer() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile = exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps");
-    let path = profile.join("examples").join("live_consumer");
-    assert!(
-        path.exists(),
-        "missing the example consumer {}: build it with `cargo build --release --examples` (`cargo test --test it` \
-         builds no examples)",
-        path.display()
-    );
-    path
+    example("live_consumer", "the example consumer")
 }
 
 /// Processes whose command line mentions `needle` (a temporary folder of the test): what a killed build left.
@@ -160,4 +160,70 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         }
     }
     found
+}
+
+/// Another test's fork can hold a just-written script open for writing until that child's exec, and exec then
+/// fails with ETXTBSY; it passes in a moment.
+pub fn retry_busy<T>(mut f: impl FnMut() -> Result<T, RunError>) -> Result<T, RunError> {
+    for _ in 0..100 {
+        match f() {
+            Err(RunError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+    f()
+}
+
+/// Processes of group `pgid` that are not zombies, from /proc.
+pub fn live_members(pgid: i32) -> Vec<i32> {
+    let mut live = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses, so split after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            live.push(pid);
+        }
+    }
+    live
+}
+
+/// A refusal through the binary: exit 1, nothing on stdout, `error:` first, every needle in stderr; returns stderr.
+pub fn refused(args: &[&dyn AsRef<std::ffi::OsStr>], says: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 1, "exit code; stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.is_empty(), "nothing on stdout: {out}");
+    assert!(err.starts_with("error: "), "{err}");
+    for needle in says {
+        assert!(err.contains(needle), "stderr should say {needle:?}:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// A loopback port bound but not yet listening: a client finds nobody there (connection refused), and no other
+/// test can take the port meanwhile, as it could if the port were picked and closed (a neighbour's client would
+/// then reach this test's server, or this test's client the neighbour's).
+pub struct ReservedPort {
+    socket: socket2::Socket,
+    pub addr: std::net::SocketAddr,
+}
+
+impl ReservedPort {
+    pub fn new() -> ReservedPort {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        ReservedPort { socket, addr }
+    }
+
+    /// Starts listening (blocking mode; tokio callers set it non-blocking).
+    pub fn listen(self) -> std::net::TcpListener {
+        self.socket.listen(128).unwrap();
+        self.socket.into()
+    }
 }

@@ -38,16 +38,18 @@ fn request(mode: Mode) -> BuildRequest {
     }
 }
 
+#[derive(Debug)]
 enum M {
     Explicit,
     Implicit,
 }
 
 struct Row {
-    version: &'static str,
+    /// Versions that take the same vector.
+    versions: &'static [&'static str],
     mode: M,
-    /// `None`: refused.
-    expect: Option<&'static [&'static str]>,
+    /// The vector, in pieces to be joined; `None`: refused.
+    expect: Option<&'static [&'static [&'static str]]>,
 }
 
 const ONNX: &str = "--onnx=/job/model.onnx";
@@ -57,151 +59,57 @@ const OBEY: &str = "--precisionConstraints=obey";
 const LP: &str = "--layerPrecisions=conv1:int8,/head/Conv:fp16,fc:fp32";
 const LOT: &str = "--layerOutputTypes=/head/Conv:fp16,fc:fp32";
 
+// The rows' vectors are joined from these pieces, so that what versions and modes share is written once.
+/// §1.4: weak typing needs the precision flags.
+const WEAK: &[&str] = &[ONNX, SAVE, "--int8", "--fp16"];
+/// §1.4: strongly typed Q/DQ + Cast ONNX with --stronglyTyped.
+const STRONG: &[&str] = &[ONNX, SAVE, "--stronglyTyped"];
+/// §1.4 implicit recipe; §2.2: the layer flags only act with --precisionConstraints=obey.
+const CALIBRATED: &[&str] = &[CALIB, OBEY, LP, LOT];
+/// §2.1: 8.x pool sizes are plain MiB, no --builderOptimizationLevel before 8.6, --buildOnly instead of
+/// --skipInference.
+const BUILD_8_5: &[&str] = &["--memPoolSize=workspace:1024", "--buildOnly"];
+const BUILD_8_6: &[&str] = &["--memPoolSize=workspace:1024", "--builderOptimizationLevel=4", "--skipInference"];
+/// §2.1: 10.x sizes take a unit suffix.
+const BUILD_10: &[&str] = &["--memPoolSize=workspace:1024M", "--builderOptimizationLevel=4", "--skipInference"];
+
 const ROWS: &[Row] = &[
-    // §1.4: Q/DQ ONNX + --int8 --fp16 (weak typing needs the flags); §2.1: 8.x pool sizes are plain MiB, no
-    // --builderOptimizationLevel before 8.6, --buildOnly instead of --skipInference.
-    Row {
-        version: "8.5.2",
-        mode: M::Explicit,
-        expect: Some(&[ONNX, SAVE, "--int8", "--fp16", "--memPoolSize=workspace:1024", "--buildOnly"]),
-    },
-    // §1.4 implicit recipe; §2.2: the layer flags only act with --precisionConstraints=obey.
-    Row {
-        version: "8.5.2",
-        mode: M::Implicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--int8",
-            "--fp16",
-            CALIB,
-            OBEY,
-            LP,
-            LOT,
-            "--memPoolSize=workspace:1024",
-            "--buildOnly",
-        ]),
-    },
+    // §1.4: Q/DQ ONNX + --int8 --fp16 (weak typing needs the flags).
+    Row { versions: &["8.5.2"], mode: M::Explicit, expect: Some(&[WEAK, BUILD_8_5]) },
+    Row { versions: &["8.5.2"], mode: M::Implicit, expect: Some(&[WEAK, CALIBRATED, BUILD_8_5]) },
     // PRODUCT.md: "as 8.5, --skipInference exists"; §2.1: --builderOptimizationLevel from 8.6.
-    Row {
-        version: "8.6.2",
-        mode: M::Explicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--int8",
-            "--fp16",
-            "--memPoolSize=workspace:1024",
-            "--builderOptimizationLevel=4",
-            "--skipInference",
-        ]),
-    },
-    Row {
-        version: "8.6.2",
-        mode: M::Implicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--int8",
-            "--fp16",
-            CALIB,
-            OBEY,
-            LP,
-            LOT,
-            "--memPoolSize=workspace:1024",
-            "--builderOptimizationLevel=4",
-            "--skipInference",
-        ]),
-    },
-    // §1.4: strongly typed Q/DQ + Cast ONNX with --stronglyTyped; §2.1: 10.x sizes take a unit suffix.
-    Row {
-        version: "10.3.0",
-        mode: M::Explicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--stronglyTyped",
-            "--memPoolSize=workspace:1024M",
-            "--builderOptimizationLevel=4",
-            "--skipInference",
-        ]),
-    },
+    Row { versions: &["8.6.2"], mode: M::Explicit, expect: Some(&[WEAK, BUILD_8_6]) },
+    Row { versions: &["8.6.2"], mode: M::Implicit, expect: Some(&[WEAK, CALIBRATED, BUILD_8_6]) },
+    // §1.4: strongly typed ONNX; PRODUCT.md: 10.13 "as 10.3".
+    Row { versions: &["10.3.0", "10.13.0"], mode: M::Explicit, expect: Some(&[STRONG, BUILD_10]) },
     // §1.2/§2.1: the implicit flags are still accepted in 10.x (deprecated from 10.12).
-    Row {
-        version: "10.3.0",
-        mode: M::Implicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--int8",
-            "--fp16",
-            CALIB,
-            OBEY,
-            LP,
-            LOT,
-            "--memPoolSize=workspace:1024M",
-            "--builderOptimizationLevel=4",
-            "--skipInference",
-        ]),
-    },
-    // PRODUCT.md: 10.13 "as 10.3".
-    Row {
-        version: "10.13.0",
-        mode: M::Explicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--stronglyTyped",
-            "--memPoolSize=workspace:1024M",
-            "--builderOptimizationLevel=4",
-            "--skipInference",
-        ]),
-    },
-    Row {
-        version: "10.13.0",
-        mode: M::Implicit,
-        expect: Some(&[
-            ONNX,
-            SAVE,
-            "--int8",
-            "--fp16",
-            CALIB,
-            OBEY,
-            LP,
-            LOT,
-            "--memPoolSize=workspace:1024M",
-            "--builderOptimizationLevel=4",
-            "--skipInference",
-        ]),
-    },
+    Row { versions: &["10.3.0", "10.13.0"], mode: M::Implicit, expect: Some(&[WEAK, CALIBRATED, BUILD_10]) },
     // §1.3/§1.4: 11.x is strongly typed only; no precision flag, --stronglyTyped a no-op left out.
-    Row {
-        version: "11.1.0",
-        mode: M::Explicit,
-        expect: Some(&[ONNX, SAVE, "--memPoolSize=workspace:1024M", "--builderOptimizationLevel=4", "--skipInference"]),
-    },
+    Row { versions: &["11.1.0"], mode: M::Explicit, expect: Some(&[&[ONNX, SAVE], BUILD_10]) },
     // §0.1/§1.2: --int8/--calib/--layerPrecisions/--precisionConstraints were removed in 11.0.
-    Row { version: "11.1.0", mode: M::Implicit, expect: None },
+    Row { versions: &["11.1.0"], mode: M::Implicit, expect: None },
 ];
 
 #[test]
 fn build_vectors_per_version_and_mode() {
     for row in ROWS {
-        let mode = match row.mode {
-            M::Explicit => Mode::Explicit,
-            M::Implicit => implicit(),
-        };
-        let got = build_args(v(row.version), &request(mode));
-        match (row.expect, got) {
-            (Some(expect), Ok(got)) => assert_eq!(got, expect, "{}", row.version),
-            (None, Err(e @ ArgsError::ImplicitRemoved { .. })) => {
-                let failure = Failure::from(e);
-                assert_eq!(failure.exit_code(), 1);
-                let text = failure.to_string();
-                assert!(text.contains("11.1.0") && text.contains("removed"), "{text}");
-                assert!(text.contains("hint: build in explicit mode"), "{text}");
+        for &version in row.versions {
+            let mode = match row.mode {
+                M::Explicit => Mode::Explicit,
+                M::Implicit => implicit(),
+            };
+            let got = build_args(v(version), &request(mode));
+            match (row.expect, got) {
+                (Some(expect), Ok(got)) => assert_eq!(got, expect.concat(), "{version} {:?}", row.mode),
+                (None, Err(e @ ArgsError::ImplicitRemoved { .. })) => {
+                    let failure = Failure::from(e);
+                    assert_eq!(failure.exit_code(), 1);
+                    let text = failure.to_string();
+                    assert!(text.contains(version) && text.contains("removed"), "{text}");
+                    assert!(text.contains("hint: build in explicit mode"), "{text}");
+                }
+                (expect, got) => panic!("{version} {:?}: expected {expect:?}, got {got:?}", row.mode),
             }
-            (expect, got) => panic!("{}: expected {expect:?}, got {got:?}", row.version),
         }
     }
 }
@@ -226,44 +134,19 @@ fn known_flags(version: &str) -> Vec<&'static str> {
         "--duration",
         "--warmUp",
     ];
-    let specific: &[&str] = match version {
-        "8.5.2" => &[
-            "--int8",
-            "--fp16",
-            "--calib",
-            "--precisionConstraints",
-            "--layerPrecisions",
-            "--layerOutputTypes",
-            "--buildOnly",
-            "--separateProfileRun",
-        ],
-        "8.6.2" => &[
-            "--int8",
-            "--fp16",
-            "--calib",
-            "--precisionConstraints",
-            "--layerPrecisions",
-            "--layerOutputTypes",
-            "--skipInference",
-            "--builderOptimizationLevel",
-            "--separateProfileRun",
-        ],
-        "10.3.0" | "10.13.0" => &[
-            "--int8",
-            "--fp16",
-            "--calib",
-            "--precisionConstraints",
-            "--layerPrecisions",
-            "--layerOutputTypes",
-            "--stronglyTyped",
-            "--skipInference",
-            "--builderOptimizationLevel",
-            "--separateProfileRun",
-        ],
-        "11.1.0" => &["--skipInference", "--builderOptimizationLevel", "--includeDataTransfers"],
+    /// The implicit recipe's flags (§1.2), removed in 11.0.
+    const IMPLICIT: &[&str] =
+        &["--int8", "--fp16", "--calib", "--precisionConstraints", "--layerPrecisions", "--layerOutputTypes"];
+    let specific: &[&[&str]] = match version {
+        "8.5.2" => &[IMPLICIT, &["--buildOnly", "--separateProfileRun"]],
+        "8.6.2" => &[IMPLICIT, &["--skipInference", "--builderOptimizationLevel", "--separateProfileRun"]],
+        "10.3.0" | "10.13.0" => {
+            &[IMPLICIT, &["--stronglyTyped", "--skipInference", "--builderOptimizationLevel", "--separateProfileRun"]]
+        }
+        "11.1.0" => &[&["--skipInference", "--builderOptimizationLevel", "--includeDataTransfers"]],
         _ => &[],
     };
-    specific.iter().chain(COMMON).copied().collect()
+    specific.concat().into_iter().chain(COMMON.iter().copied()).collect()
 }
 
 #[test]
@@ -331,39 +214,20 @@ fn dla_timing_cache_and_shapes() {
     r.timing_cache = Some("/var/lib/precisiond/timing/10.3.0-orin.cache".into());
     r.shapes = vec![("images".into(), vec![1, 3, 320, 320]), ("im_info".into(), vec![1, 2])];
     r.optimization_level = None;
+    let placed: &[&str] = &[
+        "--timingCacheFile=/var/lib/precisiond/timing/10.3.0-orin.cache",
+        "--useDLACore=1",
+        "--allowGPUFallback",
+        "--shapes=images:1x3x320x320,im_info:1x2",
+    ];
     assert_eq!(
         build_args(v("8.5.2"), &r).unwrap(),
-        [
-            ONNX,
-            SAVE,
-            "--int8",
-            "--fp16",
-            CALIB,
-            OBEY,
-            LP,
-            LOT,
-            "--memPoolSize=workspace:1024",
-            "--timingCacheFile=/var/lib/precisiond/timing/10.3.0-orin.cache",
-            "--useDLACore=1",
-            "--allowGPUFallback",
-            "--shapes=images:1x3x320x320,im_info:1x2",
-            "--buildOnly",
-        ]
+        [WEAK, CALIBRATED, &["--memPoolSize=workspace:1024"], placed, &["--buildOnly"]].concat()
     );
     r.mode = Mode::Explicit;
     assert_eq!(
         build_args(v("10.3.0"), &r).unwrap(),
-        [
-            ONNX,
-            SAVE,
-            "--stronglyTyped",
-            "--memPoolSize=workspace:1024M",
-            "--timingCacheFile=/var/lib/precisiond/timing/10.3.0-orin.cache",
-            "--useDLACore=1",
-            "--allowGPUFallback",
-            "--shapes=images:1x3x320x320,im_info:1x2",
-            "--skipInference",
-        ]
+        [STRONG, &["--memPoolSize=workspace:1024M"], placed, &["--skipInference"]].concat()
     );
     for version in ["8.6.2", "10.13.0", "11.1.0"] {
         let args = build_args(v(version), &r).unwrap();

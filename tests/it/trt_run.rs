@@ -11,7 +11,7 @@ use precisiond::error::Failure;
 use precisiond::trt::parse::{FailureClass, Status, TrtVersion, VersionError};
 use precisiond::trt::run::*;
 
-use crate::support::tempdir;
+use crate::support::{live_members, retry_busy, tempdir};
 
 const BANNER: &str = "echo \"&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec $*\"";
 
@@ -22,20 +22,6 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-/// Another test's fork can hold a just-written script open for writing until that child's exec, and exec then
-/// fails with ETXTBSY; it passes in a moment.
-fn retry_busy<T>(mut f: impl FnMut() -> Result<T, RunError>) -> Result<T, RunError> {
-    for _ in 0..100 {
-        match f() {
-            Err(RunError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::ExecutableFileBusy => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-    f()
-}
-
 fn run(exe: &Path, args: &[&str], log: &Path, timeout: Duration, cancel: &AtomicBool) -> RunOutcome {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     retry_busy(|| run_trtexec(exe, &args, log, timeout, cancel)).unwrap_or_else(|e| panic!("{e}"))
@@ -44,22 +30,6 @@ fn run(exe: &Path, args: &[&str], log: &Path, timeout: Duration, cancel: &Atomic
 fn pid_after(log: &str, key: &str) -> i32 {
     let line = log.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_else(|| panic!("no {key:?} in {log}"));
     line.trim().parse().unwrap()
-}
-
-/// Processes of group `pgid` that are not zombies, from /proc.
-fn live_members(pgid: i32) -> Vec<i32> {
-    let mut live = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses, so split after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
-            live.push(pid);
-        }
-    }
-    live
 }
 
 /// Signals are delivered asynchronously: give the kernel a moment before calling anything a survivor.

@@ -57,6 +57,19 @@ struct Case {
 
 const H100: Dev = Dev { name: "NVIDIA H100 PCIe", cc: "9.0", sms: 114, memory_mib: 81081 };
 
+/// The passed 10.16.1 runs on the H100 differ only in their file and in the summary some of them print.
+const fn h100_10_16_1(file: &'static str, perf: Option<Perf>) -> Case {
+    Case {
+        file,
+        version: Some("10.16.1"),
+        build: Some(11),
+        status: Status::Passed,
+        failure: None,
+        perf,
+        device: Some(H100),
+    }
+}
+
 const LOGS: &[Case] = &[
     Case {
         file: "trt10.16.0_rtx6000ada_loadEngine_fp16_precisionConstraints_layerPrecisions_python_captured.log",
@@ -78,31 +91,11 @@ const LOGS: &[Case] = &[
         }),
         device: Some(Dev { name: "NVIDIA RTX 6000 Ada Generation", cc: "8.9", sms: 142, memory_mib: 48501 }),
     },
-    Case {
-        file: "trt10.16.1_h100_dumpLayerInfo_exportLayerInfo_skipInference.log",
-        version: Some("10.16.1"),
-        build: Some(11),
-        status: Status::Passed,
-        failure: None,
-        perf: None,
-        device: Some(H100),
-    },
-    Case {
-        file: "trt10.16.1_h100_loadEngine_dumpProfile_exportTimes_exportProfile.log",
-        version: Some("10.16.1"),
-        build: Some(11),
-        status: Status::Passed,
-        failure: None,
-        perf: None,
-        device: Some(H100),
-    },
-    Case {
-        file: "trt10.16.1_h100_onnx_default_build_and_run.log",
-        version: Some("10.16.1"),
-        build: Some(11),
-        status: Status::Passed,
-        failure: None,
-        perf: Some(Perf {
+    h100_10_16_1("trt10.16.1_h100_dumpLayerInfo_exportLayerInfo_skipInference.log", None),
+    h100_10_16_1("trt10.16.1_h100_loadEngine_dumpProfile_exportTimes_exportProfile.log", None),
+    h100_10_16_1(
+        "trt10.16.1_h100_onnx_default_build_and_run.log",
+        Some(Perf {
             throughput_qps: 15374.3,
             latency: st(0.0410156, 0.14917, 0.0441053, 0.0440674, 0.0450439, 0.0458984, 0.0512695),
             enqueue: st(0.0247803, 0.137939, 0.0271685, 0.0267334, 0.0283203, 0.0299072, 0.0357666),
@@ -114,8 +107,7 @@ const LOGS: &[Case] = &[
             gpu_total_s: 1.6586,
             format: SummaryFormat::Modern,
         }),
-        device: Some(H100),
-    },
+    ),
     Case {
         file: "trt10.16.1_help_output.txt",
         version: Some("10.16.1"),
@@ -251,6 +243,11 @@ fn all_samples() -> Vec<&'static str> {
 
 fn stats_array(s: &Stats) -> S {
     [s.min, s.max, s.mean, s.median, s.percentile(90.0), s.percentile(95.0), s.percentile(99.0)]
+}
+
+/// A profile row's time, average, median (ms) and share (%).
+fn times(layer: &LayerTime) -> (Option<f64>, Option<f64>, Option<f64>, Option<f64>) {
+    (layer.time_ms, layer.average_ms, layer.median_ms, layer.percentage)
 }
 
 fn check_stats(file: &str, what: &str, actual: Option<&Stats>, expected: Option<S>) {
@@ -508,19 +505,13 @@ fn dump_profile_table_instead_of_summary() {
     assert_eq!(t.layers.len(), 15);
     let first = &t.layers[0];
     assert_eq!(first.name, "__mye59_0_myl0_0");
-    assert_eq!(
-        (first.time_ms, first.average_ms, first.median_ms, first.percentage),
-        (Some(31.40), Some(0.0017), Some(0.0018), Some(2.1))
-    );
+    assert_eq!(times(first), (Some(31.40), Some(0.0017), Some(0.0018), Some(2.1)));
     let reformat = &t.layers[3];
     assert_eq!(reformat.name, "Reformatting CopyNode for Input Tensor 0 to {ForeignNode[node_conv2d_1...node_relu_1]}");
     assert_eq!(reformat.time_ms, Some(101.96));
     assert_eq!(t.layers[14].name, "__myl_Cast_myl5_7");
     let total = t.total.as_ref().unwrap();
-    assert_eq!(
-        (total.time_ms, total.average_ms, total.median_ms, total.percentage),
-        (Some(1529.13), Some(0.0833), Some(0.0804), Some(100.0))
-    );
+    assert_eq!(times(total), (Some(1529.13), Some(0.0833), Some(0.0804), Some(100.0)));
     assert_eq!(log.trtexec_args().unwrap()[2], "--exportTimes=./model-trained-exportTimes.json");
 }
 
@@ -621,10 +612,7 @@ fn profile_export() {
     assert_eq!(p.layers.len(), 36);
     let first = &p.layers[0];
     assert_eq!(first.name, "Reformatting CopyNode for Input Tensor 0 to Conv_0 + Relu_1");
-    assert_eq!(
-        (first.time_ms, first.average_ms, first.median_ms, first.percentage),
-        (Some(0.080896), Some(0.080896), Some(0.080896), Some(7.95569))
-    );
+    assert_eq!(times(first), (Some(0.080896), Some(0.080896), Some(0.080896), Some(7.95569)));
     let conv = p.layer("Conv_0 + Relu_1").unwrap();
     assert_eq!((conv.time_ms, conv.percentage), (Some(0.111616), Some(10.9768)));
     assert_eq!(p.layers.iter().filter(|l| l.time_ms == Some(0.0)).count(), 11);

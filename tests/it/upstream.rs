@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use precisiond::report::outbox::OutboxConfig;
 use precisiond::report::{Event, EventKind, Outbox, Sender, SenderConfig, SenderStatus};
 
-use crate::support::tempdir;
+use crate::support::{ReservedPort, tempdir};
 
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
@@ -82,9 +82,11 @@ async fn receive(State(up): State<Upstream>, headers: HeaderMap, body: Bytes) ->
     (StatusCode::from_u16(status).unwrap(), out)
 }
 
-/// Serves on `addr` (a port chosen earlier and closed meanwhile, so the sender found nobody there).
-async fn serve(addr: SocketAddr, respond: Respond) -> (Upstream, JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the test upstream");
+/// Serves on a port the sender may have found closed until now.
+async fn serve(port: ReservedPort, respond: Respond) -> (Upstream, JoinHandle<()>) {
+    let listener = port.listen();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let up = Upstream { log: Arc::default(), respond };
     let app = Router::new().route("/v1/events", post(receive)).with_state(up.clone());
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -93,12 +95,6 @@ async fn serve(addr: SocketAddr, respond: Respond) -> (Upstream, JoinHandle<()>)
 
 fn always(status: u16) -> Respond {
     Arc::new(move |_, _| (status, vec![]))
-}
-
-/// A loopback port with nothing listening on it.
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -159,7 +155,8 @@ fn open(dir: &Path) -> Arc<Outbox> {
 async fn events_wait_while_upstream_is_down_and_all_arrive_once_it_is_up() {
     let dir = tempdir();
     let outbox = open(dir.path());
-    let addr = free_port();
+    let port = ReservedPort::new();
+    let addr = port.addr;
     let sender = start(&outbox, fast(url(addr)));
     let events: Vec<Event> = (0..50).map(event).collect();
     for e in &events {
@@ -168,7 +165,7 @@ async fn events_wait_while_upstream_is_down_and_all_arrive_once_it_is_up() {
     wait_for("failed attempts", Duration::from_secs(5), || sender.status().failures >= 3).await;
     assert_eq!(outbox.depth(), 50, "nothing leaves the outbox while upstream is down");
 
-    let (up, _server) = serve(addr, always(200)).await;
+    let (up, _server) = serve(port, always(200)).await;
     wait_for("the outbox to drain", Duration::from_secs(10), || outbox.depth() == 0).await;
     let accepted = up.accepted();
     assert_eq!(accepted.len(), 50);
@@ -196,10 +193,11 @@ async fn events_wait_while_upstream_is_down_and_all_arrive_once_it_is_up() {
 async fn a_503_with_retry_after_is_honoured() {
     let dir = tempdir();
     let outbox = open(dir.path());
-    let addr = free_port();
+    let port = ReservedPort::new();
+    let addr = port.addr;
     let respond: Respond =
         Arc::new(|n, _| if n == 0 { (503, vec![("retry-after", "1".into())]) } else { (200, vec![]) });
-    let (up, _server) = serve(addr, respond).await;
+    let (up, _server) = serve(port, respond).await;
     let sender = start(&outbox, fast(url(addr)));
     outbox.append(&event(0)).unwrap();
     wait_for("delivery", Duration::from_secs(5), || outbox.depth() == 0).await;
@@ -218,12 +216,13 @@ async fn a_503_with_retry_after_is_honoured() {
 async fn a_refused_event_is_set_aside_and_counted_not_retried_forever() {
     let dir = tempdir();
     let outbox = open(dir.path());
-    let addr = free_port();
+    let port = ReservedPort::new();
+    let addr = port.addr;
     let respond: Respond = Arc::new(|_, r| {
         let poisoned = r.body["events"].as_array().unwrap().iter().any(|e| e["model"] == "poison");
         (if poisoned { 400 } else { 200 }, vec![])
     });
-    let (up, _server) = serve(addr, respond).await;
+    let (up, _server) = serve(port, respond).await;
     let mut events: Vec<Event> = (0..8).map(event).collect();
     events[5] = Event::new(EventKind::Accepted {}, "jetson-test").model("poison");
     outbox.append_all(&events).unwrap();
@@ -255,7 +254,8 @@ async fn a_refused_event_is_set_aside_and_counted_not_retried_forever() {
 async fn ten_thousand_events_appended_while_down_all_arrive() {
     let dir = tempdir();
     let outbox = open(dir.path());
-    let addr = free_port();
+    let port = ReservedPort::new();
+    let addr = port.addr;
     let sender = start(&outbox, fast(url(addr)));
     let events: Vec<Event> = (0..10_000).map(event).collect();
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
@@ -280,7 +280,7 @@ async fn ten_thousand_events_appended_while_down_all_arrive() {
     assert!(sender.status().failures >= 1, "upstream was down");
 
     let start = Instant::now();
-    let (up, _server) = serve(addr, always(200)).await;
+    let (up, _server) = serve(port, always(200)).await;
     wait_for("the outbox to drain", Duration::from_secs(30), || outbox.depth() == 0).await;
     let drain_time = start.elapsed();
     let accepted = up.accepted();
@@ -309,10 +309,11 @@ async fn the_bearer_token_is_read_from_its_file_on_every_attempt() {
     let outbox = open(dir.path());
     let token_file = dir.path().join("token");
     fs::write(&token_file, "  secret-1 \n").unwrap();
-    let addr = free_port();
+    let port = ReservedPort::new();
+    let addr = port.addr;
     let respond: Respond =
         Arc::new(|_, r| (if r.auth.as_deref() == Some("Bearer secret-2") { 200 } else { 401 }, vec![]));
-    let (up, _server) = serve(addr, respond).await;
+    let (up, _server) = serve(port, respond).await;
     let sender = start(&outbox, fast(url(addr)).token_file(&token_file));
     let e = event(0);
     outbox.append(&e).unwrap();
@@ -341,8 +342,9 @@ async fn drops_over_max_bytes_are_counted_and_reported_upstream() {
     }
     assert_eq!((outbox.depth(), outbox.dropped()), (10, 20));
 
-    let addr = free_port();
-    let (up, _server) = serve(addr, always(200)).await;
+    let port = ReservedPort::new();
+    let addr = port.addr;
+    let (up, _server) = serve(port, always(200)).await;
     let sender = start(&outbox, fast(url(addr)));
     wait_for("the outbox to drain", Duration::from_secs(5), || outbox.depth() == 0).await;
     let accepted = up.accepted();
@@ -376,8 +378,9 @@ async fn after_a_crash_a_torn_last_line_is_skipped_and_the_rest_is_sent() {
 
     let outbox = open(dir.path());
     assert_eq!(outbox.depth(), 5);
-    let addr = free_port();
-    let (up, _server) = serve(addr, always(200)).await;
+    let port = ReservedPort::new();
+    let addr = port.addr;
+    let (up, _server) = serve(port, always(200)).await;
     let sender = start(&outbox, fast(url(addr)));
     outbox.append(&event(6)).unwrap();
     wait_for("the outbox to drain", Duration::from_secs(5), || outbox.depth() == 0).await;
@@ -390,7 +393,8 @@ async fn after_a_crash_a_torn_last_line_is_skipped_and_the_rest_is_sent() {
 async fn shutdown_ends_a_long_backoff_at_once() {
     let dir = tempdir();
     let outbox = open(dir.path());
-    let config = SenderConfig::new(url(free_port())).backoff(Duration::from_secs(300), Duration::from_secs(300));
+    let nobody = ReservedPort::new();
+    let config = SenderConfig::new(url(nobody.addr)).backoff(Duration::from_secs(300), Duration::from_secs(300));
     let sender = start(&outbox, config);
     outbox.append(&event(0)).unwrap();
     wait_for("a failed attempt", Duration::from_secs(5), || sender.status().failures >= 1).await;
@@ -403,8 +407,9 @@ async fn shutdown_ends_a_long_backoff_at_once() {
 async fn an_upstream_refusing_everything_does_not_empty_the_outbox_at_full_speed() {
     let dir = tempdir();
     let outbox = open(dir.path());
-    let addr = free_port();
-    let (up, _server) = serve(addr, always(422)).await;
+    let port = ReservedPort::new();
+    let addr = port.addr;
+    let (up, _server) = serve(port, always(422)).await;
     outbox.append_all(&(0..64).map(event).collect::<Vec<_>>()).unwrap();
     let sender = start(&outbox, fast(url(addr)));
     tokio::time::sleep(Duration::from_secs(1)).await;
