@@ -121,7 +121,7 @@ fn fetch(endpoint: &Endpoint) -> Result<Value, Failure> {
         .map_err(|e| environment(format!("cannot start the HTTP client: {e}")))?;
     runtime.block_on(async {
         // The daemon is local: an HTTP(S)_PROXY from the environment must not carry the question elsewhere.
-        let client = reqwest::Client::builder()
+        let client = crate::report::client_builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(3))
             .timeout(TIMEOUT)

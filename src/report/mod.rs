@@ -27,10 +27,21 @@ pub use event::{Event, EventKind, LatencyMs, Verdict};
 pub use outbox::{Outbox, OutboxConfig, OutboxError, OutboxStats, Pending};
 pub use sender::{Sender, SenderConfig, SenderError, SenderStatus};
 
+/// A reqwest client builder, with ring made the process's rustls crypto provider first: reqwest is built without
+/// one (Cargo.toml says why) and its `build()` panics when none is installed. Every client is made from this.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Err only when a provider is already installed, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// The HTTP client both exports use: rustls, no redirects (a redirect would carry the bearer token to an address
 /// nobody configured; configure the final URL instead), and the given time limits.
 pub fn http_client(connect_timeout: Duration, request_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    client_builder()
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -96,6 +107,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
         h
+    }
+
+    /// reqwest has no crypto provider of its own here: without ring installed, building a client panics.
+    #[test]
+    fn clients_build_with_ring_as_the_crypto_provider() {
+        http_client(Duration::from_secs(1), Duration::from_secs(1)).expect("a client");
+        client_builder().no_proxy().build().expect("a second client");
+        let provider = rustls::crypto::CryptoProvider::get_default().expect("a provider installed");
+        assert!(!provider.cipher_suites.is_empty());
     }
 
     #[test]

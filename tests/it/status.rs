@@ -85,7 +85,7 @@ impl Served {
     }
 
     async fn get(&self, path: &str) -> (u16, String, String) {
-        let response = reqwest::Client::builder().no_proxy().build().unwrap().get(self.url(path)).send().await.unwrap();
+        let response = precisiond::report::client_builder().no_proxy().build().unwrap().get(self.url(path)).send().await.unwrap();
         let status = response.status().as_u16();
         let content_type = response
             .headers()
