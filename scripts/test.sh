@@ -2,7 +2,8 @@
 # `make test` (and so CI): every check of the project, ending on one line that sums them all:
 #   summary: N passed, M failed[, K skipped: reason]
 #
-#   1. cargo test --release --locked: the unit tests and the integration binary (tests/it/).
+#   1. The real assets and the Python judges (scripts/fetch-assets.sh, as `make assets`), then
+#      cargo test --release --locked: the unit tests and the integration binary (tests/it/).
 #   2. The Jetson binary and the packages (issue 8's "tested"): `make aarch64`'s build, `make deb`, then
 #      scripts/check-aarch64.sh (glibc floor, NEEDED, runs under qemu-aarch64) and scripts/check-deb.sh (contents,
 #      control, unit, install, lintian). Their checks print cargo's `test result:` line, so the summary counts them.
@@ -50,6 +51,10 @@ else
 fi
 
 # --- step 1 --------------------------------------------------------------------------------------------------------
+# The assets (`make assets`) after the background part has started: their download overlaps the cross build's.
+if ! bash scripts/fetch-assets.sh; then
+  count_failure "scripts/fetch-assets.sh: the test assets could not be fetched, see above"
+fi
 "${CARGO:-cargo}" test --release --locked 2>&1 | tee -a "$LOG"
 cargo_rc=${PIPESTATUS[0]}
 if [[ $cargo_rc != 0 ]] && ! grep -q '^test result:' "$LOG"; then
