@@ -7,12 +7,21 @@
 # What goes in the packages: [package.metadata.deb] in Cargo.toml; why: packaging/README.md.
 #
 # usage: packaging/build-deb.sh [amd64|arm64]...   (default: both)
+# env:
+#   DEB_MAINTAINER   "Name <address>" for the Maintainer field, for a fleet that ships its own build (default:
+#                    Cargo.toml's [package.metadata.deb] maintainer, the project's)
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=../scripts/package-tools.sh
 source scripts/package-tools.sh
+
+# Checked before anything is built: dpkg takes any text, and a malformed field is only found by lintian later.
+if [[ -n ${DEB_MAINTAINER:-} && ! $DEB_MAINTAINER =~ ^[^\<\>]+\ \<[^@\<\>\ ]+@[^@\<\>\ ]+\>$ ]]; then
+  echo "error: DEB_MAINTAINER='$DEB_MAINTAINER' is not 'Name <user@host>'" >&2
+  exit 2
+fi
 
 ensure_cargo_deb
 export PATH="$TOOLS/bin:$PATH"
@@ -46,7 +55,8 @@ package() {
 }
 
 # cargo-deb writes no DEBIAN/md5sums; dpkg and debsums use it to verify installed files (debsums -c precisiond on a
-# device tells whether the binary or the unit was altered). Repacked with the same members, owners and compression.
+# device tells whether the binary or the unit was altered). Repacked with the same members, owners and compression
+# (and DEB_MAINTAINER's Maintainer field where set).
 add_md5sums() {
   local deb=$1 dir
   dir=$(mktemp -d)
@@ -54,6 +64,11 @@ add_md5sums() {
   (cd "$dir/pkg" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) \
     >"$dir/pkg/DEBIAN/md5sums"
   chmod 644 "$dir/pkg/DEBIAN/md5sums"
+  if [[ -n ${DEB_MAINTAINER:-} ]]; then
+    local control=$dir/pkg/DEBIAN/control
+    awk -v m="$DEB_MAINTAINER" '/^Maintainer:/ { print "Maintainer: " m; next } { print }' "$control" >"$control.new"
+    mv "$control.new" "$control"
+  fi
   # The same timestamps as cargo-deb gave every member (its SOURCE_DATE_EPOCH), the top folder included.
   local epoch
   epoch=$(stat -c %Y "$dir/pkg/etc/precisiond/config.toml")

@@ -111,7 +111,9 @@ check_deb() {
   v=$(field Architecture "$info")
   [[ $v == "$arch" ]] && pass "Architecture: $v" || fail "Architecture: expected $arch, found '$v'"
   v=$(field Maintainer "$info")
-  [[ $v == *"<"*"@"*">" ]] && pass "Maintainer: $v" || fail "Maintainer: '$v' (name <address> expected)"
+  local maintainer=${DEB_MAINTAINER:-$(sed -n 's/^maintainer *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)}
+  [[ $v == "$maintainer" && $v == *"<"*"@"*">" ]] && pass "Maintainer: $v" \
+    || fail "Maintainer: expected '$maintainer' (DEB_MAINTAINER, else Cargo.toml), found '$v'"
   local depends libc_min
   depends=$(field Depends "$info")
   echo "        Depends: ${depends:-<none>}"
