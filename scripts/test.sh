@@ -62,8 +62,9 @@ if ! bash scripts/fetch-assets.sh; then
 fi
 "${CARGO:-cargo}" test --release --locked 2>&1 | tee -a "$LOG"
 cargo_rc=${PIPESTATUS[0]}
-if [[ $cargo_rc != 0 ]] && ! grep -q '^test result:' "$LOG"; then
-  count_failure "cargo test did not run: exit $cargo_rc, see above"
+# A build error or a test binary that crashed prints no failed `test result:`; the summary must still count it.
+if [[ $cargo_rc != 0 ]] && ! grep -q '^test result: FAILED' "$LOG"; then
+  count_failure "cargo test exited $cargo_rc without a failed test: a build error or a crashed test binary, see above"
 fi
 
 # --- step 2 --------------------------------------------------------------------------------------------------------
