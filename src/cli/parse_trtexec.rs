@@ -15,7 +15,7 @@ pub struct Args {
     log: PathBuf,
     /// Print JSON. For a log: `tensorrt_version, status, failure, perf {throughput_qps, latency_ms {min, max, mean,
     /// median, p90, p95, p99}, gpu_compute_ms {…}}` (null where the log has none), then `failure_hint, device,
-    /// trtexec_args`.
+    /// trtexec_args, failure_message, failure_line, runs`.
     #[arg(long)]
     json: bool,
 }
@@ -24,8 +24,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let parsed = parse::parse_any_file(&args.log)?;
     let json = |value: serde_json::Result<String>| value.expect("plain data serializes") + "\n";
     let text = match parsed {
-        TrtexecOutput::Log(log) if args.json => json(serde_json::to_string_pretty(&log.to_contract_json())),
-        TrtexecOutput::Log(log) => render_log(&log.to_contract_json()),
+        TrtexecOutput::Log(log) if args.json => json(serde_json::to_string_pretty(&log.to_report_json())),
+        TrtexecOutput::Log(log) => render_log(&log.to_report_json()),
         TrtexecOutput::Profile(p) => json(serde_json::to_string_pretty(&p)),
         TrtexecOutput::LayerInfo(l) => json(serde_json::to_string_pretty(&l)),
         TrtexecOutput::Times(t) => json(serde_json::to_string_pretty(&t)),
@@ -34,13 +34,26 @@ pub fn run(args: Args) -> Result<(), Failure> {
     super::print(&text)
 }
 
-fn render_log(c: &parse::ContractJson) -> String {
+fn render_log(report: &parse::ReportJson) -> String {
+    let c = &report.contract;
     let mut out = String::new();
     let _ = writeln!(out, "tensorrt:   {}", c.tensorrt_version.as_deref().unwrap_or("unknown (no version in the banner)"));
     let status = serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let _ = writeln!(out, "status:     {status}");
     if let Some(failure) = c.failure {
         let _ = writeln!(out, "failure:    {}", failure.as_str());
+    }
+    match (report.failure_line, &report.failure_message) {
+        (Some(line), Some(message)) => {
+            let _ = writeln!(out, "evidence:   line {line}: {message}");
+        }
+        (None, Some(message)) => {
+            let _ = writeln!(out, "note:       {message}");
+        }
+        _ => {}
+    }
+    if report.runs > 1 {
+        let _ = writeln!(out, "runs:       {} (the figures are the last run's)", report.runs);
     }
     if let Some(hint) = &c.failure_hint {
         let _ = writeln!(out, "hint:       {hint}");

@@ -876,3 +876,58 @@ fn truncated_and_garbled_samples_never_panic() {
         run_all_parsers(&s);
     }
 }
+
+/// `parse-trtexec` on `text` written to a file: (exit code, stdout, stderr).
+fn parse_trtexec_cli(text: &str, json: bool) -> (i32, String, String) {
+    let dir = crate::support::tempdir();
+    let log = dir.path().join("capture.log");
+    crate::support::write(&log, text.as_bytes());
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"parse-trtexec", &log];
+    if json {
+        args.push(&"--json");
+    }
+    crate::support::run(&args)
+}
+
+#[test]
+fn cli_prints_the_failure_evidence() {
+    // https://github.com/Tencent-Hunyuan/HunyuanDiT/issues/159: [E] lines, no trailer.
+    let text = "[07/18/2024-07:49:33] [E] Cannot find input tensor with name \"encoder_hidden_states\" in the network inputs! Please make sure the input tensor names are correct.\n\
+                [07/18/2024-07:49:33] [E] Building engine failed\n";
+    let (code, out, err) = parse_trtexec_cli(text, false);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("failure:    other\n"), "{out}");
+    assert!(out.contains("evidence:   line 1: Cannot find input tensor with name"), "{out}");
+    let (code, out, err) = parse_trtexec_cli(text, true);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&j["status"], &j["failure"], &j["failure_line"]), (&json!("failed"), &json!("other"), &json!(1)));
+    assert!(j["failure_message"].as_str().unwrap().starts_with("Cannot find input tensor"));
+}
+
+#[test]
+fn cli_reads_an_untagged_summary_and_counts_runs() {
+    // https://github.com/beyondli/Yolo_on_Jetson/issues/4: a summary pasted without its tags.
+    let (code, out, err) = parse_trtexec_cli(
+        "=== Performance summary ===\n\
+         Throughput: 169.352 qps \n\
+         GPU Compute Time: min = 3.17834 ms, max = 3.88306 ms, mean = 3.63242 ms, median = 3.71753 ms, percentile(99%) 3.87793 ms \n",
+        true,
+    );
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["perf"]["throughput_qps"], 169.352);
+    assert_eq!(j["perf"]["gpu_compute_ms"]["median"], 3.71753);
+    assert_eq!(j["failure"], "incomplete");
+    assert!(j["failure_message"].as_str().unwrap().contains("capture is partial"), "{out}");
+
+    // wili-65535/trt-samples-for-hackathon-cn@9bbf1807dc47a995d5d55233a9b24815b0ee81a7:cookbook/07-Tool/trtexec/result-16.log
+    let (code, out, err) = parse_trtexec_cli(
+        "[08/27/2026-12:22:10] [I] Throughput: 15588.9 qps\n\
+         [08/27/2026-12:22:13] [I] Throughput: 26358.6 qps\n\
+         [08/27/2026-12:22:17] [I] Throughput: 42919.2 qps\n",
+        false,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("runs:       3 ") && out.contains("throughput: 42919.2 qps"), "{out}");
+}

@@ -174,6 +174,19 @@ const SIGNAL: &[&str] = &[
     "killed process",
 ];
 
+/// trtexec's generic reports after the cause: a build that failed says so at each level it passes through.
+const FOLLOW_UP_ERRORS: &[&str] = &[
+    "Network And Config setup failed",
+    "Building engine failed",
+    "Failed to create engine from model or file.",
+    "Engine set up failed",
+];
+
+/// True for an `[E]` message that only repeats that an earlier error failed the run.
+pub(crate) fn is_follow_up_error(message: &str) -> bool {
+    FOLLOW_UP_ERRORS.contains(&message)
+}
+
 /// Finds the most specific failure cause in the text, or `None` if the text shows none. This looks at the
 /// whole text, whatever its PASSED/FAILED trailer says; [`super::TrtexecLog`] only asks when the run failed.
 pub fn classify_failure(text: &str) -> Option<Failure> {
@@ -279,6 +292,7 @@ fn is_trigger_word(w: &str) -> bool {
             | "sigabrt"
             | "oom"
             | "aborted"
+            | "assertion"
             | "op"
     )
 }
@@ -301,6 +315,13 @@ fn is_signal_death(text: &str, lower: &str) -> bool {
         || text.contains(" Killed ")
         || text == "Aborted"
         || contains_any(lower, SIGNAL)
+        || is_failed_assertion(lower)
+}
+
+/// glibc's ``prog: file:line: function: Assertion `expr' failed.``, printed just before it raises SIGABRT;
+/// the shell's `Aborted` often is not in the capture, so the assertion is the only evidence of the death.
+fn is_failed_assertion(lower: &str) -> bool {
+    lower.split_once("assertion `").is_some_and(|(_, expr)| expr.contains("' failed"))
 }
 
 /// Node and operator names from the parser's messages:
@@ -417,6 +438,19 @@ mod tests {
             Some(FailureClass::IncompatibleEngine)
         );
         assert_eq!(class("[I] the build took a long time"), None);
+    }
+
+    #[test]
+    fn failed_assertion_is_a_death() {
+        // The last line of a --best build on Jetson Orin that died inside Myelin, with no trailer after it:
+        // lix19937/tensorrt-insight@fb7f1f07355a52b920f3b617aed5ed11e3ef18fd:trtexec/orin_build_from_shqi.log
+        let text = "[01/10/2022-05:13:52] [V] [TRT] --------------- Timing Runner: {ForeignNode[18 + (Unnamed Layer* 1) [Shuffle]...If_6_OutputLayer]} (Myelin)\n\
+                    trtexec: /root/gpgpu/MachineLearning/myelin/src/compiler/ir/graph.cpp:1059: myelin::ir::tensor_t* myelin::ir::graph_t::host_tensor_const(myelin::util::value_t, myelin::lib::ptr_set_t<myelin::ir::tensor_t*>&): Assertion `0 && \"Unsupported type\"' failed.\n";
+        let f = classify_failure(text).unwrap();
+        assert_eq!((f.class, f.line), (FailureClass::Killed, Some(2)));
+        assert!(f.message.unwrap().ends_with("Assertion `0 && \"Unsupported type\"' failed."));
+        // trtexec's own wording of a failed check is no abort.
+        assert_eq!(class("[E] [TRT] Serialization assertion stdVersionRead == kSERIALIZATION_VERSION failed."), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::banner::{Banner, BannerKind};
 use super::device::DeviceInfo;
-use super::failure::{Failure, FailureClass, classify_failure};
+use super::failure::{Failure, FailureClass, classify_failure, is_follow_up_error};
 use super::layer_info::{LayerInfo, parse_layer_dump};
 use super::line::{LogLine, Severity};
 use super::perf::{PerfParser, PerfSummary, Stats};
@@ -43,6 +43,8 @@ pub struct TrtexecLog {
     pub trailer: Option<Banner>,
     /// Number of `&&&& RUNNING` banners seen.
     pub runs: usize,
+    /// Number of runs' performance summaries seen; `perf` is the last one.
+    pub perf_runs: usize,
     pub device: Option<DeviceInfo>,
     /// The `=== … Options ===` blocks: section name (`Build Options`) → key → value as printed.
     pub options: BTreeMap<String, BTreeMap<String, String>>,
@@ -54,6 +56,8 @@ pub struct TrtexecLog {
     /// `[E]`/`[F]` lines, in order.
     pub errors: Vec<LogMessage>,
     pub warning_count: usize,
+    /// `[I]` and `[V]` lines.
+    pub info_count: usize,
     /// `Skipped inference phase since --skipInference is added.`
     pub skipped_inference: bool,
     /// The profiler was on without `--separateProfileRun`, so trtexec withheld the summary on purpose.
@@ -86,6 +90,7 @@ impl TrtexecLog {
             banner: None,
             trailer: None,
             runs: 0,
+            perf_runs: 0,
             device: None,
             options: BTreeMap::new(),
             perf: None,
@@ -93,6 +98,7 @@ impl TrtexecLog {
             layer_info: None,
             errors: Vec::new(),
             warning_count: 0,
+            info_count: 0,
             skipped_inference: false,
             e2e_timing_not_reported: false,
             engine_build_s: None,
@@ -102,11 +108,19 @@ impl TrtexecLog {
         let mut perf = PerfParser::default();
         let mut version_line: Option<TrtVersion> = None;
         let mut section = Section::None;
-        for (index, raw) in text.lines().enumerate() {
+        let mut untagged_summary = false;
+        let lines: Vec<&str> = text.lines().collect();
+        let mut continuation_taken = false;
+        for (index, &raw) in lines.iter().enumerate() {
             let number = index + 1;
+            if std::mem::take(&mut continuation_taken) {
+                continue;
+            }
+            let wrapped = lines.get(index + 1).and_then(|next| joined_command(raw, next));
             if raw.contains("&&&& ")
-                && let Some(b) = Banner::parse(number, raw)
+                && let Some(b) = Banner::parse(number, wrapped.as_deref().unwrap_or(raw))
             {
+                continuation_taken = wrapped.is_some();
                 finish_dump(&mut section, &mut log);
                 match b.kind {
                     BannerKind::Running => {
@@ -129,7 +143,16 @@ impl TrtexecLog {
                 }
                 finish_dump(&mut section, &mut log);
             }
-            let Some(sev) = l.severity else { continue };
+            let Some(sev) = l.severity else {
+                // A summary pasted without its `[date] [I] ` prefixes: the header is the evidence that the
+                // untagged lines after it are summary lines.
+                untagged_summary |= l.text() == "=== Performance summary ===";
+                if untagged_summary {
+                    perf.feed(l.message);
+                }
+                continue;
+            };
+            untagged_summary = false;
             let msg = l.message;
             let t = l.text();
             match sev {
@@ -137,7 +160,7 @@ impl TrtexecLog {
                     log.errors.push(LogMessage { line: number, text: t.to_string() });
                 }
                 Severity::Warning => log.warning_count += 1,
-                _ => {}
+                Severity::Info | Severity::Verbose => log.info_count += 1,
             }
             if matches!(sev, Severity::Info | Severity::Warning) {
                 perf.feed(msg);
@@ -222,6 +245,7 @@ impl TrtexecLog {
         }
         finish_dump(&mut section, &mut log);
 
+        log.perf_runs = perf.runs();
         log.perf = perf.finish();
         log.version = log
             .banner
@@ -252,15 +276,18 @@ impl TrtexecLog {
             f.message = Some("this is `trtexec --help` output, not a run".to_string());
             return f;
         }
-        match (&self.trailer, self.errors.first()) {
-            (None, _) => Failure::new(FailureClass::Incomplete),
+        // trtexec follows the cause with generic lines (`Building engine failed`, `Engine set up failed`);
+        // the cause is the better evidence, and it explains the failure whether or not the trailer was captured.
+        let evidence = self.errors.iter().find(|e| !is_follow_up_error(&e.text)).or(self.errors.first());
+        match (&self.trailer, evidence) {
             (Some(t), _) if t.kind == BannerKind::Waived => {
                 let mut f = Failure::new(FailureClass::Other);
                 f.line = Some(t.line);
                 f.message = Some("trtexec reported WAIVED: nothing was run".to_string());
                 f
             }
-            (Some(_), Some(e)) => {
+            (None, None) => self.incomplete(),
+            (_, Some(e)) => {
                 let mut f = Failure::new(FailureClass::Other);
                 f.line = Some(e.line);
                 f.message = Some(e.text.clone());
@@ -278,6 +305,23 @@ impl TrtexecLog {
         }
     }
 
+    /// No trailer and no error: say whether the run got as far as its summary, because then the capture,
+    /// not trtexec, was cut short.
+    fn incomplete(&self) -> Failure {
+        let mut f = Failure::new(FailureClass::Incomplete);
+        if self.perf.as_ref().is_some_and(PerfSummary::has_measurements) {
+            let runs = match self.perf_runs {
+                0 | 1 => String::new(),
+                n => format!(" ({n} runs' summaries; the last one is reported)"),
+            };
+            f.message = Some(format!(
+                "the capture ends without trtexec's closing `&&&&` line although a performance summary was read: \
+                 the run likely finished and the capture is partial{runs}"
+            ));
+        }
+        f
+    }
+
     /// True when the text looked like trtexec output: a `&&&&` line, a tagged log line or a summary.
     pub fn is_trtexec_output(&self) -> bool {
         self.banner.is_some()
@@ -288,6 +332,7 @@ impl TrtexecLog {
             || self.version.is_some()
             || !self.errors.is_empty()
             || self.warning_count > 0
+            || self.info_count > 0
     }
 
     /// The arguments trtexec was run with, from the banner (or the trailer when the head is missing).
@@ -320,6 +365,17 @@ impl TrtexecLog {
             trtexec_args: self.trtexec_args().map(<[String]>::to_vec),
         }
     }
+
+    /// The whole `parse-trtexec --json` document: the contract, then the evidence behind `failure` and the
+    /// number of runs.
+    pub fn to_report_json(&self) -> ReportJson {
+        ReportJson {
+            contract: self.to_contract_json(),
+            failure_message: self.failure.as_ref().and_then(|f| f.message.clone()),
+            failure_line: self.failure.as_ref().and_then(|f| f.line),
+            runs: self.runs.max(self.perf_runs),
+        }
+    }
 }
 
 fn finish_dump(section: &mut Section<'_>, log: &mut TrtexecLog) {
@@ -329,6 +385,28 @@ fn finish_dump(section: &mut Section<'_>, log: &mut TrtexecLog) {
         }
         *section = Section::None;
     }
+}
+
+/// A `&&&&` line that a paste wrapped, joined with its continuation: `… --noDataTransfers --du` then
+/// `mpProfile --separateProfileRun`. Only a long command line wraps, and only into a line that is no log,
+/// banner or shell line of its own.
+fn joined_command(banner: &str, next: &str) -> Option<String> {
+    const WRAP_WIDTH: usize = 80;
+    if banner.len() < WRAP_WIDTH || !banner.contains("&&&& ") || !banner.contains(" # ") {
+        return None;
+    }
+    // A wrapped argument goes on with a letter, a digit or a dash; markdown fences and indented output don't.
+    let fragment = next.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        && !next.contains("&&&&")
+        && !next.contains(['[', ']', '\t'])
+        && !next.contains(": ")
+        && !LogLine::parse(0, next).is_log();
+    if !fragment {
+        return None;
+    }
+    // A wrap at a space may have lost the space; a wrap inside a word must not gain one.
+    let separator = if next.starts_with('-') && !banner.ends_with(char::is_whitespace) { " " } else { "" };
+    Some(format!("{banner}{separator}{next}"))
 }
 
 fn first_number(s: &str) -> Option<f64> {
@@ -348,6 +426,20 @@ pub struct ContractJson {
     pub failure_hint: Option<String>,
     pub device: Option<ContractDevice>,
     pub trtexec_args: Option<Vec<String>>,
+}
+
+/// [`ContractJson`] with what the contract leaves out: the failure's evidence and the run count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportJson {
+    #[serde(flatten)]
+    pub contract: ContractJson,
+    /// The evidence (the line's message), or a note on why there is none.
+    pub failure_message: Option<String>,
+    /// 1-based line of the evidence.
+    pub failure_line: Option<usize>,
+    /// Runs in the text (`&&&& RUNNING` banners or performance summaries, whichever are more); the figures
+    /// are the last run's.
+    pub runs: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -440,6 +532,145 @@ mod tests {
         assert_eq!(log.failure.unwrap().class, FailureClass::Killed);
         let cut = TrtexecLog::parse("&&&& RUNNING TensorRT.trtexec [TensorRT v100300] # trtexec\n[I] x\n");
         assert_eq!(cut.failure.unwrap().class, FailureClass::Incomplete);
+    }
+
+    #[test]
+    fn errors_explain_a_run_without_trailer() {
+        // Build failure pasted without banner or trailer: https://github.com/Tencent-Hunyuan/HunyuanDiT/issues/159
+        let log = TrtexecLog::parse(
+            "[07/18/2024-07:49:33] [E] Cannot find input tensor with name \"encoder_hidden_states\" in the network inputs! Please make sure the input tensor names are correct.\n\
+             [07/18/2024-07:49:33] [E] Network And Config setup failed\n\
+             [07/18/2024-07:49:33] [E] Building engine failed\n\
+             [07/18/2024-07:49:33] [E] Failed to create engine from model or file.\n\
+             [07/18/2024-07:49:33] [E] Engine set up failed\n",
+        );
+        let f = log.failure.unwrap();
+        assert_eq!((f.class, f.line), (FailureClass::Other, Some(1)));
+        assert!(f.message.unwrap().starts_with("Cannot find input tensor with name"));
+
+        // Calibration dying on the GPU: https://github.com/NVIDIA/TensorRT/issues/4092
+        let log = TrtexecLog::parse(
+            "[08/20/2024-16:16:08] [I] [TRT] Starting Calibration.\n\
+             [08/20/2024-16:16:08] [E] Error[1]: [executionContext.cpp::executeInternal::966] Error Code 1: Cuda Runtime (an illegal memory access was encountered)\n\
+             [08/20/2024-16:16:08] [E] Error[1]: [cudaDriverHelpers.cpp::operator()::30] Error Code 1: Cuda Driver (an illegal memory access was encountered)\n",
+        );
+        let f = log.failure.unwrap();
+        assert_eq!((f.class, f.line), (FailureClass::Other, Some(2)));
+        assert!(f.message.unwrap().ends_with("Cuda Runtime (an illegal memory access was encountered)"));
+
+        // Only the generic lines: the first of them is still better evidence than none.
+        let log = TrtexecLog::parse("[07/18/2024-07:49:33] [E] Building engine failed\n");
+        assert_eq!(log.failure.unwrap().line, Some(1));
+    }
+
+    #[test]
+    fn summary_without_trailer_says_the_capture_is_partial() {
+        // Three --infStreams runs reduced by grep:
+        // wili-65535/trt-samples-for-hackathon-cn@9bbf1807dc47a995d5d55233a9b24815b0ee81a7:cookbook/07-Tool/trtexec/result-16.log
+        let text = "--- infStreams=1\n\
+                    [08/27/2026-12:22:10] [I] Throughput: 15588.9 qps\n\
+                    [08/27/2026-12:22:10] [I] Total GPU Compute Time: 2.93652 s\n\
+                    --- infStreams=2\n\
+                    [08/27/2026-12:22:13] [I] Throughput: 26358.6 qps\n\
+                    [08/27/2026-12:22:13] [I] Total GPU Compute Time: 5.86491 s\n\
+                    --- infStreams=4\n\
+                    [08/27/2026-12:22:17] [I] Throughput: 42919.2 qps\n\
+                    [08/27/2026-12:22:17] [I] Total GPU Compute Time: 11.5196 s\n";
+        let log = TrtexecLog::parse(text);
+        assert_eq!(log.status, Status::Failed);
+        assert_eq!(log.perf_runs, 3);
+        assert_eq!(log.perf.as_ref().unwrap().throughput_qps, Some(42919.2));
+        let f = log.failure.as_ref().unwrap();
+        assert_eq!(f.class, FailureClass::Incomplete);
+        let message = f.message.as_deref().unwrap();
+        assert!(message.contains("performance summary was read") && message.contains("3 runs"), "{message}");
+        let report = log.to_report_json();
+        assert_eq!(report.runs, 3);
+        assert_eq!(report.failure_message.as_deref(), Some(message));
+
+        // One run's summary (7.x layout): the same note without a run count.
+        // https://github.com/NVIDIA/TensorRT/issues/2054
+        let log = TrtexecLog::parse(
+            "[06/12/2022-22:34:00] [I] Host Latency\n\
+             [06/12/2022-22:34:00] [I] min: 1.64058 ms (end to end 1.66368 ms)\n",
+        );
+        let message = log.failure.unwrap().message.unwrap();
+        assert!(message.contains("capture is partial") && !message.contains("runs"), "{message}");
+    }
+
+    #[test]
+    fn report_json_carries_the_evidence() {
+        // An accuracy check failing after a complete run:
+        // wili-65535/trt-samples-for-hackathon-cn@9bbf1807dc47a995d5d55233a9b24815b0ee81a7:cookbook/07-Tool/trtexec/result-12.log
+        let log = TrtexecLog::parse(
+            "[08/27/2026-12:20:41] [I]\n\
+             [08/27/2026-12:20:41] [E] Accuracy validation FAILED: one or more tensors exceeded the threshold.\n\
+             &&&& FAILED TensorRT.trtexec [TensorRT v110100] [b106] # trtexec --loadEngine=./model-trained.trt --loadInputs=x:xa.raw --loadRefOutputs=y:yb.reference.raw --accuracyAlgorithm=cos --accuracyThreshold=1e-3\n",
+        );
+        let j = serde_json::to_value(log.to_report_json()).unwrap();
+        assert_eq!(j["failure"], "other");
+        assert_eq!(j["failure_line"], 2);
+        assert_eq!(j["failure_message"], "Accuracy validation FAILED: one or more tensors exceeded the threshold.");
+        assert_eq!(j["runs"], 0);
+        // The contract comes first, unchanged; the additions follow it.
+        let contract = serde_json::to_string(&log.to_contract_json()).unwrap();
+        let report = serde_json::to_string(&log.to_report_json()).unwrap();
+        assert!(report.starts_with(contract.trim_end_matches('}')), "{report}");
+    }
+
+    #[test]
+    fn untagged_summary_after_its_header() {
+        // Pasted without the `[date] [I] ` prefixes: https://github.com/beyondli/Yolo_on_Jetson/issues/4
+        let log = TrtexecLog::parse(
+            "=== Performance summary ===\n\
+             Throughput: 169.352 qps \n\
+             Latency: min = 5.38959 ms, max 6.19507 ms, mean 5.93288 ms, median 6.02185 ms, percentile(99%) 6.17407 ms \n\
+             GPU Compute Time: min = 3.17834 ms, max = 3.88306 ms, mean = 3.63242 ms, median = 3.71753 ms, percentile(99%) 3.87793 ms \n",
+        );
+        assert!(log.is_trtexec_output());
+        let p = log.perf.unwrap();
+        assert_eq!(p.throughput_qps, Some(169.352));
+        assert_eq!(p.latency.unwrap().min, Some(5.38959));
+        let g = p.gpu_compute.unwrap();
+        assert_eq!((g.min, g.max, g.mean, g.median), (Some(3.17834), Some(3.88306), Some(3.63242), Some(3.71753)));
+        // Without the header, untagged lines are anybody's text.
+        let notes = TrtexecLog::parse("Throughput: 169.352 qps\nLatency: min = 5.38959 ms, max = 6.19507 ms\n");
+        assert!(notes.perf.is_none());
+        assert!(!notes.is_trtexec_output());
+    }
+
+    #[test]
+    fn tagged_info_lines_are_trtexec_output() {
+        // A --dumpProfile table alone: https://github.com/NVIDIA/TensorRT/issues/3842
+        let log = TrtexecLog::parse(
+            "[05/08/2024-14:05:14] [I] === Profile (2094 iterations ) ===\n\
+             [05/08/2024-14:05:14] [I]    Time(ms)     Avg.(ms)   Median(ms)   Time(%)   Layer\n",
+        );
+        assert!(log.is_trtexec_output());
+        assert_eq!(log.info_count, 2);
+    }
+
+    #[test]
+    fn wrapped_trailer_command_is_joined() {
+        // The command line wrapped in a paste: https://github.com/NVIDIA/TensorRT/issues/1221
+        let log = TrtexecLog::parse(
+            "[05/21/2021-09:59:36] [I]\n\
+             &&&& PASSED TensorRT.trtexec # /usr/src/tensorrt/bin/trtexec --onnx=resnet.onnx --best --workspace=5000 --saveEngine=resnet.trt --inputIOFormats=fp32:chw --outputIOFormats=fp32:chw --noDataTransfers --du\n\
+             mpProfile --separateProfileRun\n",
+        );
+        let args = log.trtexec_args().unwrap();
+        assert_eq!(args[args.len() - 2..], ["--dumpProfile", "--separateProfileRun"]);
+        // What a plugin prints after the trailer is its own line:
+        // lix19937/tensorrt-insight@547966ba14511f82268412b16ad54e4e5bb0648d:trtexec/build_with_plugin.log
+        let log = TrtexecLog::parse(
+            "&&&& PASSED TensorRT.trtexec [TensorRT v8510] # trtexec --onnx=./identity.onnx --plugins=./libplugin_custom.so --verbose\n\
+             2024-06-22 20:52:44.771995: T identity.cpp:80] detachFromContext \n",
+        );
+        assert_eq!(log.trtexec_args().unwrap().last().map(String::as_str), Some("--verbose"));
+        let fenced = TrtexecLog::parse(
+            "&&&& FAILED TensorRT.trtexec [TensorRT v8204] # trtexec --onnx=unit.onnx --shapes=input:1x3x64x64 --buildOnly\n```\n",
+        );
+        assert_eq!(fenced.trtexec_args().unwrap().last().map(String::as_str), Some("--buildOnly"));
     }
 
     #[test]

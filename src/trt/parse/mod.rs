@@ -8,7 +8,8 @@
 //! wrong (`nan`/`inf`, unescaped names).
 //!
 //! - [`TrtexecLog::parse`] / [`parse_log`]: a whole log → version, status, failure, device, perf summary,
-//!   profile table, layer dump; [`TrtexecLog::to_contract_json`] is the `parse-trtexec --json` document.
+//!   profile table, layer dump; [`TrtexecLog::to_contract_json`] is the `parse-trtexec --json` contract and
+//!   [`TrtexecLog::to_report_json`] the whole document (the contract and the failure's evidence).
 //! - [`detect_version`]: the version from the banner, with an error a caller can refuse on.
 //! - [`parse_export_profile`], [`parse_export_layer_info`], [`parse_export_times`],
 //!   [`parse_export_output`]: the `--export*` JSON files. [`parse_any`] picks the right one.
@@ -34,7 +35,7 @@ pub use layer_info::{
     parse_layer_dump,
 };
 pub use line::{LogLine, Severity};
-pub use log::{ContractDevice, ContractJson, ContractPerf, ContractStats, LogMessage, Status, TrtexecLog};
+pub use log::{ContractDevice, ContractJson, ContractPerf, ContractStats, LogMessage, ReportJson, Status, TrtexecLog};
 pub use output::{OutputTensor, parse_export_output, parse_export_output_stream};
 pub use perf::{Percentile, PerfSummary, Stats, SummaryFormat, parse_stat_line};
 pub use profile::{LayerTime, ProfileExport, ProfileTable, parse_export_profile};

@@ -152,11 +152,21 @@ enum LegacyBlock {
 pub(crate) struct PerfParser {
     current: Option<PerfSummary>,
     legacy: Option<LegacyBlock>,
+    /// Summaries with measurements that a later run's summary replaced.
+    replaced: usize,
 }
 
 impl PerfParser {
     fn summary(&mut self, format: SummaryFormat) -> &mut PerfSummary {
         self.current.get_or_insert_with(|| PerfSummary::new(format))
+    }
+
+    /// A second summary means a second run in the same text: the later one wins.
+    fn start_next_run(&mut self) {
+        if self.current.as_ref().is_some_and(PerfSummary::has_measurements) {
+            self.replaced += 1;
+            self.current = Some(PerfSummary::new(SummaryFormat::Modern));
+        }
     }
 
     /// Feeds one log message (tags already removed).
@@ -169,12 +179,8 @@ impl PerfParser {
             self.legacy = None;
         }
         if m == "=== Performance summary ===" {
-            // A second summary means a second run in the same text: the later one wins.
-            if self.current.as_ref().is_some_and(PerfSummary::has_measurements) {
-                self.current = Some(PerfSummary::new(SummaryFormat::Modern));
-            } else {
-                self.summary(SummaryFormat::Modern).format = SummaryFormat::Modern;
-            }
+            self.start_next_run();
+            self.summary(SummaryFormat::Modern).format = SummaryFormat::Modern;
             return;
         }
         match m {
@@ -185,6 +191,10 @@ impl PerfParser {
         }
         if let Some(rest) = m.strip_prefix("Throughput:") {
             if let Some(v) = first_number(rest) {
+                // Logs reduced by grep keep each run's summary lines but not their headers.
+                if self.current.as_ref().is_some_and(|s| s.throughput_qps.is_some()) {
+                    self.start_next_run();
+                }
                 self.summary(SummaryFormat::Modern).throughput_qps = Some(v);
             }
             return;
@@ -280,6 +290,11 @@ impl PerfParser {
         true
     }
 
+    /// How many runs' summaries the text held so far; [`Self::finish`] gives the last one.
+    pub(crate) fn runs(&self) -> usize {
+        self.replaced + usize::from(self.current.as_ref().is_some_and(PerfSummary::has_measurements))
+    }
+
     pub(crate) fn finish(self) -> Option<PerfSummary> {
         self.current
     }
@@ -316,8 +331,9 @@ fn counted_over(rest: &str) -> (Option<u64>, Option<f64>) {
     (n, over)
 }
 
-/// Parses `Label: min = X ms, max = …, percentile(90%) = … ms`. Only lines of exactly that shape qualify,
-/// so other `key: value` lines of the log never become metrics.
+/// Parses `Label: min = X ms, max = …, percentile(90%) = … ms`. Only lines of that shape qualify, so other
+/// `key: value` lines of the log never become metrics. An item that lost its ` = ` (pastes rendered as
+/// markdown do that: `max 6.19507 ms`) is skipped and the rest of the line kept.
 pub fn parse_stat_line(message: &str) -> Option<(&str, Stats)> {
     let (label, rest) = message.trim().split_once(": ")?;
     let rest = rest.trim();
@@ -326,7 +342,7 @@ pub fn parse_stat_line(message: &str) -> Option<(&str, Stats)> {
     }
     let mut stats = Stats::default();
     for item in rest.split(", ") {
-        let (key, value) = item.split_once(" = ")?;
+        let Some((key, value)) = item.split_once(" = ") else { continue };
         let v = first_number(value)?;
         match key.trim() {
             "min" => stats.min = Some(v),
@@ -367,6 +383,46 @@ mod tests {
         assert!(parse_stat_line("Latency: min = ").is_none());
         assert!(parse_stat_line(": min = 1 ms").is_none());
         assert!(parse_stat_line("Latency: min = 1 ms, percentile(%) = 2 ms").is_none());
+    }
+
+    #[test]
+    fn stat_line_missing_equals_signs() {
+        // Pasted without tags, some `=` lost to markdown:
+        // https://github.com/beyondli/Yolo_on_Jetson/issues/4
+        let read = |line| parse_stat_line(line).map(|(_, s)| (s.min, s.max, s.mean, s.median, s.percentiles.len()));
+        assert_eq!(
+            read("Latency: min = 5.38959 ms, max 6.19507 ms, mean 5.93288 ms, median 6.02185 ms, percentile(99%) 6.17407 ms "),
+            Some((Some(5.38959), None, None, None, 0))
+        );
+        assert_eq!(
+            read(
+                "GPU Compute Time: min = 3.17834 ms, max = 3.88306 ms, mean = 3.63242 ms, median = 3.71753 ms, percentile(99%) 3.87793 ms "
+            ),
+            Some((Some(3.17834), Some(3.88306), Some(3.63242), Some(3.71753), 0))
+        );
+    }
+
+    #[test]
+    fn grep_reduced_runs_are_counted_and_the_last_one_wins() {
+        // Three --infStreams runs reduced by grep to their summary lines, headers gone:
+        // wili-65535/trt-samples-for-hackathon-cn@9bbf1807dc47a995d5d55233a9b24815b0ee81a7:cookbook/07-Tool/trtexec/result-16.log
+        let mut p = PerfParser::default();
+        for l in [
+            "Throughput: 15588.9 qps",
+            "GPU Compute Time: min = 0.0625 ms, max = 0.135742 ms, mean = 0.0627878 ms, median = 0.0627441 ms, percentile(90%) = 0.0629272 ms, percentile(95%) = 0.0629883 ms, percentile(99%) = 0.0629883 ms",
+            "Total GPU Compute Time: 2.93652 s",
+            "Throughput: 26358.6 qps",
+            "GPU Compute Time: min = 0.0631104 ms, max = 0.180908 ms, mean = 0.0741643 ms, median = 0.0737305 ms, percentile(90%) = 0.0753174 ms, percentile(95%) = 0.0761719 ms, percentile(99%) = 0.0792236 ms",
+            "Total GPU Compute Time: 5.86491 s",
+            "Throughput: 42919.2 qps",
+        ] {
+            p.feed(l);
+        }
+        assert_eq!(p.runs(), 3);
+        let s = p.finish().unwrap();
+        assert_eq!(s.throughput_qps, Some(42919.2));
+        assert_eq!(s.gpu_compute, None, "the third run's figures only");
+        assert_eq!(s.total_gpu_compute_s, None);
     }
 
     #[test]
