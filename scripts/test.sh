@@ -38,9 +38,11 @@ if [[ ${PRECISIOND_SKIP_PACKAGES:-} == 1 ]]; then
   skipped+=("package checks: PRECISIOND_SKIP_PACKAGES=1")
 else
   echo "test: the aarch64 build and the package tools run in the background at nice 19 (log: $PACKAGE_LOG)"
-  # Its own process group (setsid), so that an interrupted make test takes the whole cross build down with it: a
-  # non-interactive shell's background jobs ignore SIGINT, and the build would otherwise go on alone.
-  setsid -w nice -n 19 bash -c '
+  # Its own process group (job control on for this one launch), so that an interrupted make test takes the whole
+  # cross build down with it: a non-interactive shell's background jobs ignore SIGINT, and the build would otherwise
+  # go on alone. Not setsid: a new session is a new scheduler autogroup, where nice 19 no longer yields to step 1.
+  set -m
+  nice -n 19 bash -c '
     set -euo pipefail
     source scripts/package-tools.sh
     ensure_zigbuild
@@ -50,6 +52,7 @@ else
     ensure_lintian || true
   ' >"$PACKAGE_LOG" 2>&1 &
   package_pid=$!
+  set +m
   trap 'kill -TERM -- "-$package_pid" 2>/dev/null || true' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
