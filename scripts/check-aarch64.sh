@@ -29,13 +29,6 @@ X86_BIN=target/release/precisiond
 # glibc's libraries (2.31 still has libpthread/libdl/librt as separate files), the loader, and libgcc_s (unwinding).
 ALLOWED_NEEDED="libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libutil.so.1 libgcc_s.so.1 ld-linux-aarch64.so.1"
 
-failures=0
-passes=0
-pass() { echo "  ok    $*"; passes=$((passes + 1)); }
-fail() { echo "  FAIL  $*"; failures=$((failures + 1)); }
-section() { echo "== $*"; }
-# version_le A B: A <= B in version order
-version_le() { [[ $(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1) == "$1" ]]; }
 
 [[ -f $BIN ]] || { echo "error: $BIN not found" >&2; echo "hint: run 'make aarch64' first" >&2; exit 2; }
 command -v readelf >/dev/null || { echo "error: readelf not found (Debian binutils)" >&2; exit 2; }
@@ -152,8 +145,7 @@ print(json.dumps(s, sort_keys=True))' <<<"$arm_json" 2>&1) \
 fi
 
 echo
-# In cargo's words, so that make test's summary line counts these checks too.
-echo "test result: $([[ $failures == 0 ]] && echo ok || echo FAILED). $passes passed; $failures failed (scripts/check-aarch64.sh)"
+checks_result scripts/check-aarch64.sh
 if [[ $failures == 0 ]]; then
   echo "check-aarch64: all checks passed (highest GLIBC_${max:-?}, NEEDED: ${needed[*]})"
 else

@@ -71,12 +71,6 @@ declare -A LIB_PACKAGE=(
   [libutil.so.1]=libc6 [ld-linux-aarch64.so.1]=libc6 [ld-linux-x86-64.so.2]=libc6 [libgcc_s.so.1]=-
 )
 
-failures=0
-passes=0
-pass() { echo "  ok    $*"; passes=$((passes + 1)); }
-fail() { echo "  FAIL  $*"; failures=$((failures + 1)); }
-section() { echo "== $*"; }
-version_le() { [[ $(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1) == "$1" ]]; }
 field() { sed -n "s/^ *$1: //p" <<<"$2" | head -n1; }
 
 WORK=$(mktemp -d)
@@ -316,8 +310,7 @@ for arch in "${arches[@]}"; do check_deb "$arch"; done
 check_install
 
 echo
-# In cargo's words, so that make test's summary line counts these checks too.
-echo "test result: $([[ $failures == 0 ]] && echo ok || echo FAILED). $passes passed; $failures failed (scripts/check-deb.sh)"
+checks_result scripts/check-deb.sh
 if [[ $failures == 0 ]]; then
   echo "check-deb: all checks passed (${arches[*]})"
 else

@@ -10,6 +10,7 @@
 #                 unpacked from their .debs into .cache/tools/debs/root (no dpkg install)
 #   lintian       Debian's lintian with the Perl modules it lacks, unpacked into .cache/tools/lintian/root
 #   print-env     the PATH additions, for `eval "$(scripts/package-tools.sh print-env)"`
+# Sourced, it also gives the check scripts their pass/fail/section/version_le/checks_result helpers.
 # env:
 #   PRECISIOND_TOOLS   where the tools go (default .cache/tools)
 #   PYTHON             interpreter for the zig venv (default python3)
@@ -178,6 +179,19 @@ qemu_aarch64() {
 # The aarch64 glibc root for qemu -L (ld-linux-aarch64.so.1 is looked up under it as /lib/...).
 aarch64_sysroot() {
   echo "$DEB_ROOT/usr/aarch64-linux-gnu"
+}
+
+# --- for the check scripts (scripts/check-aarch64.sh, scripts/check-deb.sh) ---------------------------------------
+failures=0
+passes=0
+pass() { echo "  ok    $*"; passes=$((passes + 1)); }
+fail() { echo "  FAIL  $*"; failures=$((failures + 1)); }
+section() { echo "== $*"; }
+# version_le A B: A <= B in version order
+version_le() { [[ $(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1) == "$1" ]]; }
+# The checks' result in cargo's words, so that make test's summary line counts them too. usage: checks_result NAME
+checks_result() {
+  echo "test result: $([[ $failures == 0 ]] && echo ok || echo FAILED). $passes passed; $failures failed ($1)"
 }
 
 print_env() {
